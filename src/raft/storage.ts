@@ -59,8 +59,8 @@ export interface RaftStorage extends LogStorage {
   writeSnapshotChunk(chunk: SnapshotChunk): void;
   /**
    * Records a snapshot the application took of its state at `meta.index` (≤ the applied index)
-   * and discards the entries up to and including it. Throws if meta.index ≤ snapshot().index or
-   * meta.index > lastIndex().
+   * and discards the entries up to and including it. Throws if meta.index ≤ snapshot().index,
+   * meta.index > lastIndex(), or meta.term is not term(meta.index).
    */
   compact(meta: SnapshotMeta, data: Uint8Array): void;
 }
