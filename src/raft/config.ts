@@ -22,21 +22,48 @@ export function applyConfChange(config: ConfState, change: ConfChange): ConfStat
     case 'addLearner':
       if (change.nodeId.length === 0) return 'a node id must not be empty';
       if (isMember(config, change.nodeId)) return `${change.nodeId} is already a member`;
-      return { voters: config.voters, learners: [...config.learners, change.nodeId].sort() };
+      return withAddress(
+        { voters: config.voters, learners: [...config.learners, change.nodeId].sort() },
+        config.addresses,
+        change.nodeId,
+        change.address,
+      );
     case 'promote':
       if (!config.learners.includes(change.nodeId)) return `${change.nodeId} is not a learner`;
-      return {
-        voters: [...config.voters, change.nodeId].sort(),
-        learners: config.learners.filter((id) => id !== change.nodeId),
-      };
+      return withAddress(
+        { voters: [...config.voters, change.nodeId].sort(), learners: config.learners.filter((id) => id !== change.nodeId) },
+        config.addresses,
+        null,
+        undefined,
+      );
     case 'remove':
       if (!isMember(config, change.nodeId)) return `${change.nodeId} is not a member`;
       if (config.voters.length === 1 && config.voters[0] === change.nodeId) return 'the last voter cannot be removed';
-      return {
-        voters: config.voters.filter((id) => id !== change.nodeId),
-        learners: config.learners.filter((id) => id !== change.nodeId),
-      };
+      return withAddress(
+        {
+          voters: config.voters.filter((id) => id !== change.nodeId),
+          learners: config.learners.filter((id) => id !== change.nodeId),
+        },
+        config.addresses,
+        null,
+        undefined,
+      );
   }
+}
+
+/** Carries the address book over to a new configuration, keeping only members' entries. */
+function withAddress(
+  config: ConfState,
+  addresses: Readonly<Record<NodeId, string>> | undefined,
+  addedId: NodeId | null,
+  addedAddress: string | undefined,
+): ConfState {
+  const book: Record<NodeId, string> = {};
+  for (const id of members(config)) {
+    const address = id === addedId && addedAddress !== undefined ? addedAddress : addresses?.[id];
+    if (address !== undefined) book[id] = address;
+  }
+  return Object.keys(book).length === 0 ? config : { ...config, addresses: book };
 }
 
 export function majority(voterCount: number): number {

@@ -11,6 +11,7 @@ import { applyConfChange, hasQuorum, isMember, isVoter, members, quorumIndex } f
 import { RaftLog } from './log.js';
 import { Progress } from './progress.js';
 import type { LogStorage } from './storage.js';
+import { clientRequestTypes } from './types.js';
 import type {
   ConfChange,
   ConfState,
@@ -106,6 +107,8 @@ export class RaftNode {
   private commitBroadcastPending = false;
 
   private readRound = 0;
+  /** A read round started since the last ready(): its heartbeat goes out then. */
+  private readBroadcastPending = false;
   private pendingReads: PendingRead[] = [];
   /** Per read round, the voters that acknowledged a heartbeat carrying it (or a later one). */
   private readAcks = new Map<NodeId, number>();
@@ -150,7 +153,7 @@ export class RaftNode {
   /** Handles one peer message. Messages for another node are dropped. */
   step(message: Message): void {
     if (message.to !== this.id || message.from === this.id) return;
-    if (!this.handleTerm(message)) return;
+    if (!clientRequestTypes.has(message.type) && !this.handleTerm(message)) return;
     switch (message.type) {
       case 'preVote':
         return this.handlePreVote(message);
@@ -189,6 +192,11 @@ export class RaftNode {
           for (const data of message.data) this.appendOwn({ kind: 'normal', data });
         }
         return;
+      case 'proposeConfChange':
+        // The sender learns the outcome by seeing the configuration change; refusals are dropped.
+        if (this.role === 'leader') this.proposeConfChange(message.change);
+        else if (this.leader !== null) this.send({ ...message, to: this.leader, term: this.term });
+        return;
     }
   }
 
@@ -205,9 +213,18 @@ export class RaftNode {
     return ok(0);
   }
 
-  /** Leader only. One change at a time; takes effect when appended. Value: the entry's index. */
+  /**
+   * One change at a time; it takes effect when appended. Leader: appends, value the entry's index.
+   * Follower: checks the change against the configuration it knows and forwards it (value 0).
+   */
   proposeConfChange(change: ConfChange): Result<number> {
-    if (this.role !== 'leader') return fail('NotLeader', 'membership changes go to the leader', this.leader);
+    if (this.role !== 'leader') {
+      if (this.leader === null) return fail('NoLeader', noLeaderMessage, null);
+      const checked = applyConfChange(this.config(), change);
+      if (typeof checked === 'string') return fail('InvalidConfChange', checked, this.leader);
+      this.send({ type: 'proposeConfChange', to: this.leader, term: this.term, change });
+      return ok(0);
+    }
     if (this.transferee !== null) {
       return fail('TransferInProgress', `leadership is moving to ${this.transferee}; retry shortly`, this.transferee);
     }
@@ -255,6 +272,7 @@ export class RaftNode {
     if (this.readyOutstanding) return false;
     return (
       this.broadcastPending ||
+      this.readBroadcastPending ||
       this.messages.length > 0 ||
       this.readStates.length > 0 ||
       this.snapshotChunk !== null ||
@@ -271,6 +289,10 @@ export class RaftNode {
       this.broadcastAppend(this.commitBroadcastPending);
       this.broadcastPending = false;
       this.commitBroadcastPending = false;
+    }
+    if (this.readBroadcastPending) {
+      this.readBroadcastPending = false;
+      this.broadcastHeartbeat();
     }
     const hardState = this.hardState();
     const softState: SoftState = { role: this.role, leader: this.leader };
@@ -420,6 +442,7 @@ export class RaftNode {
     this.pendingReads = [];
     this.readsAwaitingCommit = [];
     this.readAcks.clear();
+    this.readBroadcastPending = false;
     this.broadcastPending = false;
     this.commitBroadcastPending = false;
   }
@@ -629,6 +652,13 @@ export class RaftNode {
       this.incomingSnapshot = null;
       return reply(0, true, this.log.commitIndex);
     }
+    if (this.log.matchTerm(message.meta.index, message.meta.term)) {
+      // Figure 13 step 6: our log already holds the snapshot's last entry, so it matches the
+      // leader's up to there; keep the entries after it (they may be acknowledged, even committed).
+      this.incomingSnapshot = null;
+      this.log.commitTo(message.meta.index);
+      return reply(0, true, message.meta.index);
+    }
     if (this.snapshotChunk !== null) return; // one chunk per Ready; the leader resends
     const incoming = this.incomingSnapshot;
     const continues = incoming !== null && incoming.index === message.meta.index && incoming.nextOffset === message.offset;
@@ -743,7 +773,9 @@ export class RaftNode {
     if (message.success) {
       const wasProbing = progress.state === 'probe';
       const updated = progress.maybeUpdate(message.matchIndex, this.nowTicks);
-      if (wasProbing) progress.becomeReplicate(this.nowTicks);
+      // A follower that a snapshot was meant for may have caught up by appends after all.
+      const snapshotNeedless = progress.state === 'snapshot' && progress.match + 1 >= this.log.firstIndex();
+      if (wasProbing || snapshotNeedless) progress.becomeReplicate(this.nowTicks);
       if (updated) {
         this.maybePromote(progress);
         if (this.transferee === message.from && progress.match === this.log.lastIndex()) {
@@ -810,6 +842,8 @@ export class RaftNode {
       this.sendAppend(message.from, true);
       return;
     }
+    // The chunk at `offset` is in flight; a reply asking for it again is a duplicate or reordering.
+    if (message.nextOffset === progress.snapshot.offset) return;
     progress.snapshot.offset = message.nextOffset;
     this.sendSnapshotChunk(progress);
   }
@@ -869,10 +903,14 @@ export class RaftNode {
       this.readsAwaitingCommit.push({ requestId, from });
       return;
     }
-    this.readRound++;
+    // Reads that arrive together share one round: one heartbeat broadcast confirms them all.
+    if (!this.readBroadcastPending) {
+      this.readRound++;
+      this.readBroadcastPending = true;
+    }
     this.pendingReads.push({ requestId, from, index: this.log.commitIndex, round: this.readRound });
     this.readAcks.set(this.id, this.readRound);
-    if (!this.releaseReads()) this.broadcastHeartbeat();
+    if (this.releaseReads()) this.readBroadcastPending = false;
   }
 
   private releaseReadsAwaitingCommit(): void {

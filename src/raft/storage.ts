@@ -73,12 +73,16 @@ export function entrySizeBytes(entry: Entry): number {
  * Writes the first configuration of a new cluster: entry 1 (term 1) holds it and is committed.
  * Every founding member is bootstrapped with the same voters, so their logs agree on entry 1.
  */
-export function bootstrap(storage: RaftStorage, voters: readonly NodeId[]): void {
+export function bootstrap(storage: RaftStorage, voters: readonly NodeId[], addresses?: Readonly<Record<NodeId, string>>): void {
   if (storage.lastIndex() !== 0 || storage.hardState().term !== 0) {
     throw new Error('bootstrap: storage is not empty');
   }
   if (voters.length === 0) throw new Error('bootstrap: at least one voter is needed');
-  const config: ConfState = { voters: [...new Set(voters)].sort(), learners: [] };
+  const sorted = [...new Set(voters)].sort();
+  const config: ConfState =
+    addresses === undefined
+      ? { voters: sorted, learners: [] }
+      : { voters: sorted, learners: [], addresses: Object.fromEntries(sorted.map((id) => [id, addresses[id] ?? ''])) };
   storage.append([{ index: 1, term: 1, kind: 'config', change: { type: 'bootstrap' }, config }]);
   storage.setHardState({ term: 1, vote: null, commit: 1 });
 }

@@ -8,12 +8,17 @@ export type NodeId = string;
 export interface ConfState {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Where each member is reached (opaque to the core, e.g. 'host:port'). Carried in every config
+   * entry and snapshot so that a node that only has the snapshot still knows its peers.
+   */
+  readonly addresses?: Readonly<Record<NodeId, string>>;
 }
 
 /** A single-server membership change (Raft dissertation §4.1). */
 export type ConfChange =
   | { readonly type: 'bootstrap' }
-  | { readonly type: 'addLearner'; readonly nodeId: NodeId }
+  | { readonly type: 'addLearner'; readonly nodeId: NodeId; readonly address?: string }
   | { readonly type: 'promote'; readonly nodeId: NodeId }
   | { readonly type: 'remove'; readonly nodeId: NodeId };
 
@@ -113,7 +118,12 @@ export type Message =
   | (Envelope & { readonly type: 'timeoutNow' })
   | (Envelope & { readonly type: 'readIndex'; readonly requestId: string })
   | (Envelope & { readonly type: 'readIndexResponse'; readonly requestId: string; readonly index: number })
-  | (Envelope & { readonly type: 'propose'; readonly data: readonly Uint8Array[] });
+  | (Envelope & { readonly type: 'propose'; readonly data: readonly Uint8Array[] })
+  /** A membership change sent to the leader by a follower, or by a node asking to join. */
+  | (Envelope & { readonly type: 'proposeConfChange'; readonly change: ConfChange });
+
+/** Client requests carried to the leader; like etcd's local messages they are not bound to a term. */
+export const clientRequestTypes: ReadonlySet<MessageType> = new Set(['propose', 'proposeConfChange', 'readIndex']);
 
 export type MessageType = Message['type'];
 

@@ -1,0 +1,508 @@
+// The Raft actor: drives the pure core (src/raft) with real time, durable storage and the peer
+// network. It owns the Ready loop — persist (one flush per batch) → send → hand committed entries
+// to the store actor → advance — and nothing in it waits on a client, a FUSE call or a big read,
+// so heartbeats and elections keep their rhythm whatever the rest of the node is doing.
+//
+// It also forms the cluster when the data folder is empty (src/cluster/formation.ts), answers the
+// gRPC actor's requests (proposals, reads, membership, status) and decides when to compact the log.
+
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { decideFormation, discoverRequest, type DiscoverReply, type DiscoverRequest, type FormationSelf } from '../cluster/formation.js';
+import type { DfsErrorCode } from '../errors.js';
+import { members } from '../raft/config.js';
+import { RaftNode } from '../raft/node.js';
+import { bootstrap, type RaftStorage } from '../raft/storage.js';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, RaftErrorCode, Ready, SnapshotChunk, SnapshotMeta } from '../raft/types.js';
+import type { ApplyEntry, MemberStatus, NodeStatus, RaftReply, RaftRequest, StoreReport, StoreRequest } from './protocol.js';
+
+/** What the Raft actor needs of its log storage beyond the core's port. */
+export interface DurableRaftStorage extends RaftStorage {
+  /** Writes a Ready's entries, hard state and snapshot chunk in one transaction (visible at once). */
+  persist(batch: { entries: readonly Entry[]; hardState: HardState | null; snapshotChunk: SnapshotChunk | null }): void;
+  /** Resolves when everything written so far is on disk (one fsync for the batch). */
+  flush(): Promise<void>;
+  /** Takes over a snapshot file the state machine wrote and compacts the log up to meta.index. */
+  compactFromFile(meta: SnapshotMeta, path: string): void;
+  /** The current snapshot file (what the store restores from after an install). */
+  snapshotPath(): string;
+  snapshotDirectory(): string;
+  clusterId(): string;
+  setClusterId(clusterId: string): void;
+}
+
+/** What the Raft actor needs of the peer network. */
+export interface PeerNetwork {
+  send(message: Message): void;
+  setPeerAddress(nodeId: NodeId, address: string): void;
+  removePeer(nodeId: NodeId): void;
+  setClusterId(clusterId: string): void;
+  /** Asks whoever listens at `address` who they are; null when nobody answered in time. */
+  discover(address: string, request: DiscoverRequest): Promise<DiscoverReply | null>;
+  onMessage(handler: (message: Message) => void): void;
+  onDiscover(handler: (request: DiscoverRequest) => DiscoverReply): void;
+}
+
+export interface RaftActorOptions {
+  readonly nodeId: NodeId;
+  readonly advertise: string;
+  readonly peers: readonly string[];
+  readonly storage: DurableRaftStorage;
+  readonly network: PeerNetwork;
+  readonly toStore: (request: StoreRequest) => void;
+  readonly toApi: (reply: RaftReply) => void;
+  readonly logger: Logger;
+  readonly tickMilliseconds: number;
+  readonly electionTimeoutTicks: number;
+  /** Compact once this many applied entries sit in the log. */
+  readonly snapshotEveryEntries: number;
+  readonly maxMessageBytes: number;
+  readonly onFatal: (message: string) => void;
+  readonly onHealth: (serving: boolean) => void;
+}
+
+const raftErrorCodes: Record<RaftErrorCode, DfsErrorCode> = {
+  NotLeader: 'NotLeader',
+  NoLeader: 'NoLeader',
+  TransferInProgress: 'Unavailable',
+  ConfChangeInProgress: 'FailedPrecondition',
+  InvalidConfChange: 'InvalidArgument',
+  NotMember: 'InvalidArgument',
+};
+
+const formationRetryMilliseconds = 1000;
+const maxPendingConfChanges = 64;
+
+export class RaftActor {
+  private node: RaftNode | null = null;
+  private ticker: NodeJS.Timeout | null = null;
+  private formationTimer: NodeJS.Timeout | null = null;
+  private pumping = false;
+  private stopped = false;
+  private readonly nonce = randomBytes(8).toString('hex');
+  /** Configuration as of each committed config entry after the snapshot (for snapshot metadata). */
+  private committedConfigs: { index: number; config: ConfState }[] = [];
+  private knownAddresses = new Map<NodeId, string>();
+  private pendingConfChanges = new Map<string, ConfChange>();
+  private storeAppliedIndex = 0;
+  private snapshotInProgress = false;
+  private lastRole: string | null = null;
+  private lastLeader: NodeId | null = null;
+
+  constructor(private readonly options: RaftActorOptions) {}
+
+  start(): void {
+    const { network, storage } = this.options;
+    network.onMessage((message) => {
+      this.node?.step(message);
+      this.pump();
+    });
+    network.onDiscover((request) => this.answerDiscover(request));
+    this.storeAppliedIndex = storage.snapshot().index;
+    if (storage.lastIndex() > 0 || storage.snapshot().index > 0) {
+      network.setClusterId(storage.clusterId());
+      this.startNode();
+    } else {
+      this.formCluster();
+    }
+    this.ticker = setInterval(() => {
+      this.node?.tick();
+      this.pump();
+    }, this.options.tickMilliseconds);
+  }
+
+  /** Stops ticking; a leader first hands leadership to the most caught-up voter. */
+  async handOver(timeoutMilliseconds: number): Promise<NodeId | null> {
+    const node = this.node;
+    if (node === null) return null;
+    const status = node.status();
+    if (status.role !== 'leader' || status.progress === null) return null;
+    let best: { id: NodeId; match: number } | null = null;
+    for (const [id, progress] of status.progress) {
+      if (!status.config.voters.includes(id)) continue;
+      if (best === null || progress.match > best.match) best = { id, match: progress.match };
+    }
+    if (best === null) return null;
+    node.transferLeadership(best.id);
+    this.pump();
+    const deadline = Date.now() + timeoutMilliseconds;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.tickMilliseconds));
+      if (node.status().role !== 'leader') return best.id;
+    }
+    return null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    if (this.formationTimer !== null) clearTimeout(this.formationTimer);
+  }
+
+  handleStoreReport(report: StoreReport): void {
+    switch (report.type) {
+      case 'applied':
+        this.storeAppliedIndex = Math.max(this.storeAppliedIndex, report.index);
+        this.maybeCompact();
+        return;
+      case 'snapshotWritten':
+        this.snapshotInProgress = false;
+        this.compactTo(report);
+        return;
+      case 'snapshotFailed':
+        this.snapshotInProgress = false;
+        this.options.logger.error({ path: report.path }, `writing a snapshot failed: ${report.message}`);
+        return;
+    }
+  }
+
+  handleRequest(request: RaftRequest): void {
+    const node = this.node;
+    if (node === null) {
+      this.options.toApi({ type: 'failed', requestId: request.requestId, code: 'NoLeader', message: 'this node has not joined a cluster yet', leader: null });
+      return;
+    }
+    switch (request.type) {
+      case 'propose': {
+        const result = node.propose(request.data);
+        if (!result.ok) this.fail(request.requestId, result);
+        break;
+      }
+      case 'readIndex': {
+        const result = node.readIndex(request.requestId);
+        if (!result.ok) this.fail(request.requestId, result);
+        break;
+      }
+      case 'confChange': {
+        if (this.pendingConfChanges.size >= maxPendingConfChanges) {
+          this.options.toApi({ type: 'failed', requestId: request.requestId, code: 'ResourceExhausted', message: 'too many membership changes are waiting', leader: null });
+          break;
+        }
+        const result = node.proposeConfChange(request.change);
+        if (!result.ok) this.fail(request.requestId, result);
+        else this.pendingConfChanges.set(request.requestId, request.change);
+        break;
+      }
+      case 'transferLeadership': {
+        const result = node.transferLeadership(request.to);
+        if (!result.ok) this.fail(request.requestId, result);
+        else this.options.toApi({ type: 'transferStarted', requestId: request.requestId });
+        break;
+      }
+      case 'status':
+        this.options.toApi({ type: 'status', requestId: request.requestId, status: this.status() });
+        break;
+    }
+    this.pump();
+  }
+
+  status(): NodeStatus {
+    const node = this.node;
+    const clusterId = this.options.storage.clusterId();
+    if (node === null) {
+      return {
+        id: this.options.nodeId,
+        clusterId,
+        role: 'follower',
+        term: 0,
+        leader: null,
+        leaderAddress: null,
+        commitIndex: 0,
+        appliedIndex: 0,
+        firstIndex: 1,
+        lastIndex: 0,
+        members: [],
+        config: { voters: [], learners: [] },
+      };
+    }
+    const status = node.status();
+    const memberStatus: MemberStatus[] = members(status.config).map((id) => {
+      const progress = status.progress?.get(id);
+      const match = id === this.options.nodeId ? status.lastIndex : (progress?.match ?? -1);
+      return {
+        id,
+        address: this.addressOf(status.config, id),
+        voter: status.config.voters.includes(id),
+        matchIndex: status.role === 'leader' ? match : -1,
+        lagEntries: status.role === 'leader' ? Math.max(0, status.lastIndex - match) : -1,
+      };
+    });
+    return {
+      id: this.options.nodeId,
+      clusterId,
+      role: status.role,
+      term: status.term,
+      leader: status.leader,
+      leaderAddress: status.leader === null ? null : this.addressOf(status.config, status.leader),
+      commitIndex: status.commitIndex,
+      appliedIndex: this.storeAppliedIndex,
+      firstIndex: status.firstIndex,
+      lastIndex: status.lastIndex,
+      members: memberStatus,
+      config: status.config,
+    };
+  }
+
+  // ---------------------------------------------------------------- formation
+
+  private formCluster(): void {
+    const self: FormationSelf = {
+      nodeId: this.options.nodeId,
+      advertise: this.options.advertise,
+      nonce: this.nonce,
+      peers: this.options.peers,
+    };
+    let lastReason = '';
+    const attempt = async (): Promise<void> => {
+      if (this.stopped) return;
+      const request = discoverRequest(self);
+      const replies = new Map<string, DiscoverReply>();
+      await Promise.all(
+        self.peers.map(async (address) => {
+          const reply = await this.options.network.discover(address, request);
+          if (reply !== null) replies.set(address, reply);
+        }),
+      );
+      if (this.stopped) return;
+      const decision = decideFormation(self, replies, randomBytes(16).toString('hex'));
+      switch (decision.type) {
+        case 'wait':
+          if (decision.reason !== lastReason) this.options.logger.info(`forming the cluster: ${decision.reason}`);
+          lastReason = decision.reason;
+          this.formationTimer = setTimeout(() => void attempt(), formationRetryMilliseconds);
+          return;
+        case 'bootstrap':
+          this.options.storage.setClusterId(decision.clusterId);
+          this.options.network.setClusterId(decision.clusterId);
+          bootstrap(this.options.storage, decision.voters, decision.addresses);
+          await this.options.storage.flush();
+          this.options.logger.info({ clusterId: decision.clusterId, voters: decision.voters }, `founded cluster ${decision.clusterId} with ${decision.voters.join(', ')}`);
+          this.startNode();
+          return;
+        case 'join':
+          this.options.storage.setClusterId(decision.clusterId);
+          this.options.network.setClusterId(decision.clusterId);
+          await this.options.storage.flush();
+          this.options.logger.info({ clusterId: decision.clusterId, via: decision.viaNodeId }, `joining cluster ${decision.clusterId} through ${decision.viaNodeId}`);
+          this.startNode();
+          this.askToJoin(decision.viaNodeId, decision.viaAddress);
+          return;
+      }
+    };
+    void attempt().catch((error: unknown) => this.options.onFatal(`forming the cluster failed: ${String(error)}`));
+  }
+
+  /** Repeats the request to be added as a learner until this node sees itself in the configuration. */
+  private askToJoin(viaNodeId: NodeId, viaAddress: string): void {
+    this.options.network.setPeerAddress(viaNodeId, viaAddress);
+    const ask = (): void => {
+      const node = this.node;
+      if (this.stopped || node === null) return;
+      if (members(node.status().config).includes(this.options.nodeId)) {
+        this.options.logger.info('joined the cluster as a learner; the leader promotes this node once it has caught up');
+        return;
+      }
+      this.options.network.send({
+        type: 'proposeConfChange',
+        from: this.options.nodeId,
+        to: viaNodeId,
+        term: 0,
+        change: { type: 'addLearner', nodeId: this.options.nodeId, address: this.options.advertise },
+      });
+      this.formationTimer = setTimeout(ask, formationRetryMilliseconds);
+    };
+    ask();
+  }
+
+  private answerDiscover(request: DiscoverRequest): DiscoverReply {
+    void request;
+    return {
+      kind: 'discoverReply',
+      nodeId: this.options.nodeId,
+      advertise: this.options.advertise,
+      nonce: this.nonce,
+      clusterId: this.node === null ? '' : this.options.storage.clusterId(),
+      initialMembers: [...new Set([this.options.advertise, ...this.options.peers])].sort(),
+    };
+  }
+
+  private startNode(): void {
+    const { storage } = this.options;
+    this.loadCommittedConfigs();
+    this.node = new RaftNode(storage, {
+      id: this.options.nodeId,
+      electionTimeoutTicks: this.options.electionTimeoutTicks,
+      heartbeatIntervalTicks: 1,
+      maxInflightMessages: 64,
+      maxMessageBytes: this.options.maxMessageBytes,
+      snapshotChunkBytes: 1 << 20,
+      autoPromoteLearners: true,
+      random: Math.random,
+    });
+    this.updatePeers(this.node.status().config);
+    this.pump();
+  }
+
+  // ---------------------------------------------------------------- the Ready loop
+
+  private pump(): void {
+    if (this.pumping || this.node === null || this.stopped) return;
+    this.pumping = true;
+    this.drain()
+      .catch((error: unknown) => {
+        this.options.onFatal(`the Raft loop failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      })
+      .finally(() => {
+        this.pumping = false;
+      });
+  }
+
+  private async drain(): Promise<void> {
+    const node = this.node;
+    if (node === null) return;
+    while (node.hasReady() && !this.stopped) {
+      const ready = node.ready();
+      await this.persist(ready);
+      for (const message of ready.messages) this.options.network.send(message);
+      if (ready.snapshotChunk?.done === true) this.installSnapshot(ready.snapshotChunk.meta);
+      if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
+      for (const readState of ready.readStates) this.options.toApi({ type: 'readState', requestId: readState.requestId, index: readState.index });
+      node.advance(ready);
+      if (ready.softState !== null || ready.entries.some((entry) => entry.kind === 'config') || ready.snapshotChunk?.done === true) {
+        this.noteRoleAndConfig();
+      }
+    }
+  }
+
+  private async persist(ready: Ready): Promise<void> {
+    if (ready.entries.length === 0 && ready.hardState === null && ready.snapshotChunk === null) return;
+    this.options.storage.persist({ entries: ready.entries, hardState: ready.hardState, snapshotChunk: ready.snapshotChunk });
+    // Persist before send: nothing leaves this node that depends on what is not on disk.
+    await this.options.storage.flush();
+  }
+
+  private installSnapshot(meta: SnapshotMeta): void {
+    this.committedConfigs = [{ index: meta.index, config: meta.config }];
+    this.storeAppliedIndex = meta.index;
+    this.options.logger.info({ index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes }, `installed a snapshot at index ${meta.index} from the leader`);
+    this.options.toStore({ type: 'restore', path: this.options.storage.snapshotPath(), index: meta.index, term: meta.term });
+  }
+
+  private apply(entries: readonly Entry[]): void {
+    const batch: ApplyEntry[] = [];
+    for (const entry of entries) {
+      if (entry.kind === 'config') {
+        this.committedConfigs.push({ index: entry.index, config: entry.config });
+        this.resolveConfChanges(entry);
+        this.options.logger.info({ index: entry.index, change: entry.change, voters: entry.config.voters, learners: entry.config.learners }, `membership change committed: ${describeChange(entry.change)}`);
+        batch.push({ index: entry.index, term: entry.term, data: null });
+      } else {
+        batch.push({ index: entry.index, term: entry.term, data: entry.data.byteLength === 0 ? null : entry.data });
+      }
+    }
+    this.options.toStore({ type: 'apply', entries: batch });
+  }
+
+  private resolveConfChanges(entry: Extract<Entry, { kind: 'config' }>): void {
+    for (const [requestId, change] of this.pendingConfChanges) {
+      if (change.type === entry.change.type && 'nodeId' in change && 'nodeId' in entry.change && change.nodeId === entry.change.nodeId) {
+        this.pendingConfChanges.delete(requestId);
+        this.options.toApi({ type: 'confChanged', requestId, index: entry.index });
+      }
+    }
+  }
+
+  private noteRoleAndConfig(): void {
+    const node = this.node;
+    if (node === null) return;
+    const status = node.status();
+    if (status.role !== this.lastRole || status.leader !== this.lastLeader) {
+      if (status.role === 'leader') this.options.logger.info({ term: status.term }, `became leader in term ${status.term}`);
+      else if (status.leader !== null && status.leader !== this.lastLeader) {
+        this.options.logger.info({ term: status.term, leader: status.leader }, `following ${status.leader} in term ${status.term}`);
+      }
+      this.lastRole = status.role;
+      this.lastLeader = status.leader;
+      this.options.onHealth(status.leader !== null);
+    }
+    this.updatePeers(status.config);
+  }
+
+  private updatePeers(config: ConfState): void {
+    const current = new Set(members(config));
+    for (const id of current) {
+      if (id === this.options.nodeId) continue;
+      const address = config.addresses?.[id];
+      if (address !== undefined && address !== '' && this.knownAddresses.get(id) !== address) {
+        this.knownAddresses.set(id, address);
+        this.options.network.setPeerAddress(id, address);
+      }
+    }
+    for (const id of [...this.knownAddresses.keys()]) {
+      if (!current.has(id)) {
+        this.knownAddresses.delete(id);
+        this.options.network.removePeer(id);
+      }
+    }
+  }
+
+  private addressOf(config: ConfState, id: NodeId): string {
+    if (id === this.options.nodeId) return this.options.advertise;
+    return config.addresses?.[id] ?? this.knownAddresses.get(id) ?? '';
+  }
+
+  private fail(requestId: string, result: { code: RaftErrorCode; message: string; leader: NodeId | null }): void {
+    this.options.toApi({ type: 'failed', requestId, code: raftErrorCodes[result.code], message: result.message, leader: result.leader });
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  private loadCommittedConfigs(): void {
+    const { storage } = this.options;
+    this.committedConfigs = [{ index: storage.snapshot().index, config: storage.snapshot().config }];
+    const commit = storage.hardState().commit;
+    for (let index = storage.firstIndex(); index <= Math.min(commit, storage.lastIndex()); ) {
+      const batch = storage.entries(index, Math.min(commit, storage.lastIndex()) + 1, 16 << 20);
+      for (const entry of batch) if (entry.kind === 'config') this.committedConfigs.push({ index: entry.index, config: entry.config });
+      index += batch.length;
+    }
+  }
+
+  private configAt(index: number): ConfState | null {
+    let found: ConfState | null = null;
+    for (const entry of this.committedConfigs) if (entry.index <= index) found = entry.config;
+    return found;
+  }
+
+  private maybeCompact(): void {
+    const { storage } = this.options;
+    if (this.snapshotInProgress || this.node === null) return;
+    if (this.storeAppliedIndex - storage.snapshot().index < this.options.snapshotEveryEntries) return;
+    this.snapshotInProgress = true;
+    const path = join(storage.snapshotDirectory(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
+    this.options.toStore({ type: 'writeSnapshot', path });
+  }
+
+  private compactTo(report: Extract<StoreReport, { type: 'snapshotWritten' }>): void {
+    const { storage, logger } = this.options;
+    const config = this.configAt(report.index);
+    if (report.index <= storage.snapshot().index || config === null || report.index > storage.lastIndex()) return;
+    storage.compactFromFile({ index: report.index, term: report.term, config, sizeBytes: report.sizeBytes }, report.path);
+    this.committedConfigs = this.committedConfigs.filter((entry) => entry.index >= report.index || entry === this.committedConfigs.findLast((candidate) => candidate.index <= report.index));
+    logger.info({ index: report.index, sizeBytes: report.sizeBytes }, `compacted the log up to index ${report.index} (snapshot of ${report.sizeBytes} bytes)`);
+  }
+}
+
+function describeChange(change: ConfChange): string {
+  switch (change.type) {
+    case 'bootstrap':
+      return 'cluster founded';
+    case 'addLearner':
+      return `${change.nodeId} added as a learner`;
+    case 'promote':
+      return `${change.nodeId} promoted to voter`;
+    case 'remove':
+      return `${change.nodeId} removed`;
+  }
+}

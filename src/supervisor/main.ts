@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The `dfs` command: read the configuration (flags > DFS_* > dfs.yaml > defaults), then run the
+// supervisor until a signal or a fatal error. Exit codes: 0 after a graceful stop, 1 when the node
+// could not run (a fatal error, too many crashes), 2 for an invalid configuration.
+
+import { formatConfigErrors, loadConfigFromProcess } from '../config/index.js';
+import { createLogger } from './logger.js';
+import { settingsFromConfig } from './settings.js';
+import { Supervisor } from './supervisor.js';
+
+const loaded = loadConfigFromProcess();
+if (loaded.kind === 'help') {
+  process.stdout.write(loaded.text);
+  process.exit(0);
+}
+if (loaded.kind === 'errors') {
+  process.stderr.write(formatConfigErrors(loaded.errors));
+  process.exit(2);
+}
+
+const settings = settingsFromConfig(loaded.config);
+const prettyLogs = process.stdout.isTTY === true;
+const logger = createLogger({ level: settings.logLevel, pretty: prettyLogs, base: { node: settings.nodeId, actor: 'supervisor' } });
+const supervisor = new Supervisor({
+  settings,
+  logger,
+  prettyLogs,
+  workerUrl: (actor) => new URL(`../../workers/${actor}.js`, import.meta.url),
+  startTimeoutMilliseconds: 60_000,
+  handOverTimeoutMilliseconds: 3_000,
+  maxRestarts: 5,
+  restartWindowMilliseconds: 5 * 60_000,
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => void supervisor.stop(`received ${signal}`));
+}
+
+logger.info(
+  { raft: `${settings.raftHost}:${settings.raftPort}`, grpc: `${settings.grpcHost}:${settings.grpcPort}`, advertise: settings.advertise, peers: settings.peers, data: settings.dataFolder },
+  `starting dfs node ${settings.nodeId}`,
+);
+void supervisor.start();
+process.exitCode = await supervisor.done;
+logger.flush?.();
+// Worker threads and sockets are closed by now; a stray timer must not keep a stopped node alive.
+setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();

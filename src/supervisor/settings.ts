@@ -1,0 +1,44 @@
+// The settings every actor receives: the user's configuration (src/config) flattened into plain
+// data that crosses into a worker, plus the timing the node runs with.
+
+import { formatAddress, type NodeConfig } from '../config/index.js';
+import type { LevelWithSilent } from 'pino';
+
+export interface NodeSettings {
+  readonly nodeId: string;
+  readonly raftHost: string;
+  readonly raftPort: number;
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  /** host:port other nodes use to reach this node's Raft port. */
+  readonly advertise: string;
+  /** host:port of each configured peer. */
+  readonly peers: readonly string[];
+  readonly dataFolder: string;
+  readonly maxMessageBytes: number;
+  readonly logLevel: LevelWithSilent;
+  readonly tickMilliseconds: number;
+  readonly electionTimeoutTicks: number;
+  readonly snapshotEveryEntries: number;
+  /** How long a write or a linearizable read may wait for the cluster before it times out. */
+  readonly requestTimeoutMilliseconds: number;
+}
+
+export function settingsFromConfig(config: NodeConfig): NodeSettings {
+  return {
+    nodeId: config.nodeId,
+    raftHost: config.raftBindAddress.host,
+    raftPort: config.raftBindAddress.port,
+    grpcHost: config.grpcBindAddress.host,
+    grpcPort: config.grpcBindAddress.port,
+    advertise: formatAddress(config.advertiseAddress),
+    peers: config.peerAddresses.map(formatAddress),
+    dataFolder: config.dataFolder,
+    maxMessageBytes: config.maxMessageBytes,
+    logLevel: config.logLevel,
+    tickMilliseconds: config.tickMilliseconds,
+    electionTimeoutTicks: 10,
+    snapshotEveryEntries: config.snapshotEveryEntries,
+    requestTimeoutMilliseconds: 10_000,
+  };
+}

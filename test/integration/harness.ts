@@ -1,0 +1,194 @@
+// Real `dfs` processes on 127.0.0.1 for the integration tests: each node gets its own free raft
+// and gRPC ports, its own data folder and a log file; the harness starts, kills (-9), stops
+// (SIGTERM) and restarts them, and waits for conditions with bounded polling instead of sleeps.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DfsClient, type ClusterStatus } from '../../src/client/client.js';
+
+const distFolder = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const dfsMain = join(distFolder, 'src', 'supervisor', 'main.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMilliseconds = 30_000, intervalMilliseconds = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMilliseconds;
+  let lastError: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== null && value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMilliseconds));
+  }
+  throw new Error(`timed out after ${timeoutMilliseconds} ms waiting for ${what}${lastError === null ? '' : `: ${String(lastError)}`}`);
+}
+
+export interface NodeSpec {
+  readonly id: string;
+  readonly raftPort: number;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  readonly dataFolder: string;
+  /** Extra flags (e.g. -peers) and environment. */
+  args: string[];
+  env: Record<string, string>;
+}
+
+export class TestNode {
+  process: ChildProcess | null = null;
+  client: DfsClient;
+  private log: WriteStream | null = null;
+  readonly logPath: string;
+  exit: Promise<number | null> = Promise.resolve(null);
+
+  constructor(
+    readonly spec: NodeSpec,
+    private readonly folder: string,
+  ) {
+    this.logPath = join(folder, `${spec.id}.log`);
+    this.client = new DfsClient(this.grpcAddress);
+  }
+
+  get grpcAddress(): string {
+    return `127.0.0.1:${this.spec.grpcPort}`;
+  }
+
+  get raftAddress(): string {
+    return `127.0.0.1:${this.spec.raftPort}`;
+  }
+
+  start(): void {
+    if (this.process !== null) throw new Error(`${this.spec.id} is already running`);
+    this.log = createWriteStream(this.logPath, { flags: 'a' });
+    const child = spawn(
+      process.execPath,
+      [dfsMain, '-id', this.spec.id, '-raft', this.raftAddress, '-grpc', this.grpcAddress, '-http', `127.0.0.1:${this.spec.httpPort}`, '-data', this.spec.dataFolder, '-no-fuse', ...this.spec.args],
+      { cwd: this.folder, env: { ...process.env, DFS_TICK_MILLISECONDS: '50', ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout?.pipe(this.log, { end: false });
+    child.stderr?.pipe(this.log, { end: false });
+    this.process = child;
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal === null ? null : 128))));
+    void this.exit.then(() => {
+      if (this.process === child) this.process = null;
+    });
+  }
+
+  async kill(): Promise<void> {
+    const child = this.process;
+    if (child === null) return;
+    child.kill('SIGKILL');
+    await this.exit;
+    this.process = null;
+  }
+
+  /** SIGTERM and wait for the exit code. */
+  async stop(): Promise<number | null> {
+    const child = this.process;
+    if (child === null) return null;
+    child.kill('SIGTERM');
+    const code = await this.exit;
+    this.process = null;
+    return code;
+  }
+
+  logText(): string {
+    try {
+      return readFileSync(this.logPath, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  async status(): Promise<ClusterStatus> {
+    return this.client.status({ timeoutMilliseconds: 2000 });
+  }
+}
+
+export class TestCluster {
+  readonly nodes: TestNode[] = [];
+  readonly folder: string;
+
+  private constructor(folder: string) {
+    this.folder = folder;
+  }
+
+  /** `count` founding nodes that list each other as peers (the compose layout). */
+  static async create(count: number, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<TestCluster> {
+    const cluster = new TestCluster(mkdtempSync(join(tmpdir(), 'dfs-test-')));
+    const specs: NodeSpec[] = [];
+    for (let index = 1; index <= count; index++) {
+      specs.push({ id: `node${index}`, raftPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort(), dataFolder: join(cluster.folder, `node${index}`), args: [...(options.args ?? [])], env: { ...(options.env ?? {}) } });
+    }
+    for (const spec of specs) {
+      const peers = specs.filter((other) => other !== spec).map((other) => `127.0.0.1:${other.raftPort}`);
+      if (peers.length > 0) spec.args.push('-peers', peers.join(','));
+      cluster.nodes.push(new TestNode(spec, cluster.folder));
+    }
+    return cluster;
+  }
+
+  /** A node that is not a founder: it joins through `via` with -peers. */
+  async addJoiner(id: string, via: TestNode, env: Record<string, string> = {}): Promise<TestNode> {
+    const spec: NodeSpec = { id, raftPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort(), dataFolder: join(this.folder, id), args: ['-peers', via.raftAddress], env };
+    const node = new TestNode(spec, this.folder);
+    this.nodes.push(node);
+    return node;
+  }
+
+  node(id: string): TestNode {
+    const found = this.nodes.find((node) => node.spec.id === id);
+    if (found === undefined) throw new Error(`no node ${id}`);
+    return found;
+  }
+
+  startAll(): void {
+    for (const node of this.nodes) node.start();
+  }
+
+  /** Waits until every running node agrees on one leader; returns it. */
+  async waitForLeader(timeoutMilliseconds = 30_000, among: TestNode[] = this.nodes.filter((node) => node.process !== null)): Promise<TestNode> {
+    return waitFor(
+      'one leader that every running node follows',
+      async () => {
+        const statuses = await Promise.all(among.map((node) => node.status()));
+        const leaderId = statuses[0]?.leaderId ?? '';
+        if (leaderId === '' || !statuses.every((status) => status.leaderId === leaderId)) return null;
+        return this.nodes.find((node) => node.spec.id === leaderId) ?? null;
+      },
+      timeoutMilliseconds,
+      200,
+    );
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.kill()));
+    for (const node of this.nodes) node.client.close();
+  }
+
+  /** Removes the folder unless the test failed (then the logs stay for reading). */
+  cleanup(keep: boolean): void {
+    if (!keep) rmSync(this.folder, { recursive: true, force: true });
+  }
+
+  logs(): string {
+    return this.nodes.map((node) => `==== ${node.spec.id}\n${node.logText()}`).join('\n');
+  }
+}
