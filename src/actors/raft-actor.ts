@@ -25,10 +25,12 @@ export interface DurableRaftStorage extends RaftStorage {
   flush(): Promise<void>;
   /** Takes over a snapshot file the state machine wrote and compacts the log up to meta.index. */
   compactFromFile(meta: SnapshotMeta, path: string): void;
-  /** The current snapshot file (what the store restores from after an install). */
-  snapshotPath(): string;
-  snapshotDirectory(): string;
-  clusterId(): string;
+  /** The current snapshot file (what the store restores from after an install); null when none. */
+  snapshotPath(): string | null;
+  /** The folder the log owns; snapshots the state machine writes for compaction go inside it. */
+  path(): string;
+  /** null until the node founded or joined a cluster. */
+  clusterId(): string | null;
   setClusterId(clusterId: string): void;
 }
 
@@ -101,7 +103,7 @@ export class RaftActor {
     network.onDiscover((request) => this.answerDiscover(request));
     this.storeAppliedIndex = storage.snapshot().index;
     if (storage.lastIndex() > 0 || storage.snapshot().index > 0) {
-      network.setClusterId(storage.clusterId());
+      network.setClusterId(storage.clusterId() ?? '');
       this.startNode();
     } else {
       this.formCluster();
@@ -199,7 +201,7 @@ export class RaftActor {
 
   status(): NodeStatus {
     const node = this.node;
-    const clusterId = this.options.storage.clusterId();
+    const clusterId = this.options.storage.clusterId() ?? '';
     if (node === null) {
       return {
         id: this.options.nodeId,
@@ -322,7 +324,7 @@ export class RaftActor {
       nodeId: this.options.nodeId,
       advertise: this.options.advertise,
       nonce: this.nonce,
-      clusterId: this.node === null ? '' : this.options.storage.clusterId(),
+      clusterId: this.node === null ? '' : (this.options.storage.clusterId() ?? ''),
       initialMembers: [...new Set([this.options.advertise, ...this.options.peers])].sort(),
     };
   }
@@ -386,7 +388,9 @@ export class RaftActor {
     this.committedConfigs = [{ index: meta.index, config: meta.config }];
     this.storeAppliedIndex = meta.index;
     this.options.logger.info({ index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes }, `installed a snapshot at index ${meta.index} from the leader`);
-    this.options.toStore({ type: 'restore', path: this.options.storage.snapshotPath(), index: meta.index, term: meta.term });
+    const path = this.options.storage.snapshotPath();
+    if (path === null) throw new Error('a snapshot was installed but the log has no snapshot file');
+    this.options.toStore({ type: 'restore', path, index: meta.index, term: meta.term });
   }
 
   private apply(entries: readonly Entry[]): void {
@@ -480,7 +484,7 @@ export class RaftActor {
     if (this.snapshotInProgress || this.node === null) return;
     if (this.storeAppliedIndex - storage.snapshot().index < this.options.snapshotEveryEntries) return;
     this.snapshotInProgress = true;
-    const path = join(storage.snapshotDirectory(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
+    const path = join(storage.path(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
     this.options.toStore({ type: 'writeSnapshot', path });
   }
 
