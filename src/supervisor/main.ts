@@ -3,7 +3,9 @@
 // supervisor until a signal or a fatal error. Exit codes: 0 after a graceful stop, 1 when the node
 // could not run (a fatal error, too many crashes), 2 for an invalid configuration.
 
+import { mkdirSync } from 'node:fs';
 import { formatConfigErrors, loadConfigFromProcess } from '../config/index.js';
+import { acquireProcessLock, type ProcessLock } from '../store/process-lock.js';
 import { createLogger } from './logger.js';
 import { settingsFromConfig } from './settings.js';
 import { Supervisor } from './supervisor.js';
@@ -32,6 +34,16 @@ const supervisor = new Supervisor({
   restartWindowMilliseconds: 5 * 60_000,
 });
 
+// One process per data folder, for the process's whole life (workers come and go under it).
+let dataLock: ProcessLock;
+try {
+  mkdirSync(settings.dataFolder, { recursive: true });
+  dataLock = await acquireProcessLock({ folder: settings.dataFolder, logger });
+} catch (error) {
+  logger.fatal(`cannot use the data folder ${settings.dataFolder}: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => void supervisor.stop(`received ${signal}`));
 }
@@ -42,6 +54,7 @@ logger.info(
 );
 void supervisor.start();
 process.exitCode = await supervisor.done;
+dataLock.release();
 logger.flush?.();
 // Worker threads and sockets are closed by now; a stray timer must not keep a stopped node alive.
 setTimeout(() => process.exit(process.exitCode ?? 0), 200).unref();

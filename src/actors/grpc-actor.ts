@@ -1,0 +1,366 @@
+// The gRPC actor's side of the cluster: it implements the FileBackend port (src/api/backend.ts)
+// with messages to the Raft actor and direct, read-only LMDB reads of the applied state.
+//
+// - A write becomes a command with a request id, proposed through the Raft actor (a follower's
+//   core forwards it to the leader); it resolves when the store actor on THIS node has applied it
+//   and reports the result, so "returned" means committed by a majority and applied here.
+// - A linearizable read asks the Raft actor for a read index (ReadIndex: the leader confirms with
+//   a majority that it still leads), waits until this node has applied that index, then reads.
+// - Large values travel as content chunks (putChunk, each one entry of at most chunkSizeBytes)
+//   and become visible at once with a final commitFile entry; memory stays bounded by the number
+//   of chunks in flight.
+
+import type { Logger } from 'pino';
+import type {
+  AddPeerRequest,
+  CallContext,
+  DeleteResult,
+  FileBackend,
+  FileInfo,
+  FileStream,
+  GetRequest,
+  GetResult,
+  GetStreamRequest,
+  ListPage,
+  ListRequest,
+  NodeStatus as ApiNodeStatus,
+  PutRequest,
+  PutResult,
+  PutStreamHeader,
+  ReadConsistency,
+  StatRequest,
+} from '../api/backend.js';
+import { DfsError } from '../errors.js';
+import type { ConfChange } from '../raft/types.js';
+import { Deadlines } from './mailbox.js';
+import type { CommandResult, NodeStatus, RaftReply, RaftRequest, StoreEvent } from './protocol.js';
+import { requestIdSeparator } from './store-actor.js';
+
+/** A command for the state machine, before the backend stamps its request id on it. */
+export type CommandInput =
+  | { readonly op: 'put'; readonly key: string; readonly data: Uint8Array; readonly modeBits: number; readonly modifiedMilliseconds: number }
+  | { readonly op: 'putChunk'; readonly data: Uint8Array }
+  | { readonly op: 'commitFile'; readonly key: string; readonly chunks: readonly Uint8Array[]; readonly sizeBytes: number; readonly modeBits: number; readonly modifiedMilliseconds: number }
+  | { readonly op: 'delete'; readonly key: string };
+
+/** What the backend needs of the state machine's read side and command codec. */
+export interface StatePort {
+  encode(command: CommandInput, requestId: string): Uint8Array;
+  /** The content address a putChunk of `data` is stored under. */
+  chunkHash(data: Uint8Array): Uint8Array;
+  validateKey(key: string): string | null;
+  validatePrefix(prefix: string): string | null;
+  stat(key: string): FileInfo | null;
+  get(key: string): { data: Uint8Array; info: FileInfo } | null;
+  openRead(key: string, chunkSizeBytes: number): FileStream | null;
+  list(prefix: string, pageSize: number, pageToken: string): ListPage;
+}
+
+export interface GrpcActorOptions {
+  readonly nodeId: string;
+  readonly state: StatePort;
+  readonly toRaft: (request: RaftRequest) => void;
+  readonly logger: Logger;
+  readonly requestTimeoutMilliseconds: number;
+  /** Values above this go through chunks. */
+  readonly chunkSizeBytes: number;
+  /** Chunks of one stream proposed but not yet applied. */
+  readonly maxChunksInFlight: number;
+  readonly maxPendingRequests: number;
+}
+
+type Outcome = { kind: 'result'; result: CommandResult } | { kind: 'raft'; reply: RaftReply };
+
+const defaultMode = 0o644;
+
+export class ClusterBackend implements FileBackend {
+  private sequence = 0;
+  private readonly bootId = Date.now().toString(36);
+  private readonly waiting: Deadlines<Outcome>;
+  private appliedIndex = 0;
+  private appliedWaiters: { index: number; resolve: () => void }[] = [];
+
+  constructor(private readonly options: GrpcActorOptions) {
+    this.waiting = new Deadlines(options.maxPendingRequests);
+  }
+
+  // ---------------------------------------------------------------- inbound messages
+
+  handleRaftReply(reply: RaftReply): void {
+    this.waiting.resolve(reply.requestId, { kind: 'raft', reply });
+  }
+
+  handleStoreEvent(event: StoreEvent): void {
+    for (const result of event.results) this.waiting.resolve(result.requestId, { kind: 'result', result });
+    if (event.index > this.appliedIndex) {
+      this.appliedIndex = event.index;
+      const ready = this.appliedWaiters.filter((waiter) => waiter.index <= event.index);
+      this.appliedWaiters = this.appliedWaiters.filter((waiter) => waiter.index > event.index);
+      for (const waiter of ready) waiter.resolve();
+    }
+  }
+
+  /** Fails every waiting call (the node is stopping). */
+  close(): void {
+    this.waiting.rejectAll(() => new DfsError('Unavailable', 'the node is shutting down; retry on another node'));
+  }
+
+  // ---------------------------------------------------------------- FileBackend
+
+  async put(request: PutRequest, context: CallContext): Promise<PutResult> {
+    this.checkKey(request.key);
+    const modeBits = request.mode === 0 ? defaultMode : request.mode;
+    if (request.data.byteLength > this.options.chunkSizeBytes) {
+      return this.putChunks(request.key, modeBits, [request.data], context);
+    }
+    const version = await this.propose({ op: 'put', key: request.key, data: request.data, modeBits, modifiedMilliseconds: Date.now() }, context);
+    return { version, sizeBytes: request.data.byteLength };
+  }
+
+  async putStream(header: PutStreamHeader, chunks: AsyncIterable<Uint8Array>, context: CallContext): Promise<PutResult> {
+    this.checkKey(header.key);
+    return this.putChunks(header.key, header.mode === 0 ? defaultMode : header.mode, chunks, context);
+  }
+
+  async get(request: GetRequest, context: CallContext): Promise<GetResult> {
+    this.checkKey(request.key);
+    await this.readBarrier(request.consistency, context);
+    const info = this.options.state.stat(request.key);
+    if (info === null) throw notFound(request.key);
+    if (info.sizeBytes > request.maximumSizeBytes) {
+      throw new DfsError('TooLarge', `${request.key} holds ${info.sizeBytes} bytes, more than one message may carry (${request.maximumSizeBytes}); read it with GetStream`);
+    }
+    const found = this.options.state.get(request.key);
+    if (found === null) throw notFound(request.key);
+    return found;
+  }
+
+  async getStream(request: GetStreamRequest, context: CallContext): Promise<FileStream> {
+    this.checkKey(request.key);
+    await this.readBarrier(request.consistency, context);
+    const stream = this.options.state.openRead(request.key, request.chunkSizeBytes);
+    if (stream === null) throw notFound(request.key);
+    return stream;
+  }
+
+  async delete(key: string, context: CallContext): Promise<DeleteResult> {
+    this.checkKey(key);
+    return { version: await this.propose({ op: 'delete', key }, context) };
+  }
+
+  async list(request: ListRequest, context: CallContext): Promise<ListPage> {
+    const problem = this.options.state.validatePrefix(request.prefix);
+    if (problem !== null) throw new DfsError('InvalidKey', `prefix ${JSON.stringify(request.prefix)}: ${problem}`);
+    await this.readBarrier(request.consistency, context);
+    return this.options.state.list(request.prefix, request.pageSize, request.pageToken);
+  }
+
+  async stat(request: StatRequest, context: CallContext): Promise<FileInfo> {
+    this.checkKey(request.key);
+    await this.readBarrier(request.consistency, context);
+    const info = this.options.state.stat(request.key);
+    if (info === null) throw notFound(request.key);
+    return info;
+  }
+
+  async status(context: CallContext): Promise<ApiNodeStatus> {
+    const reply = await this.ask({ type: 'status', requestId: this.nextRequestId() }, context);
+    if (reply.type !== 'status') throw unexpected(reply);
+    return toApiStatus(reply.status);
+  }
+
+  async addPeer(request: AddPeerRequest, context: CallContext): Promise<void> {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(request.id)) {
+      throw new DfsError('InvalidArgument', `node id ${JSON.stringify(request.id)} must be 1 to 64 letters, digits, ".", "_" or "-", not starting with "." or "-"`);
+    }
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(request.address)) {
+      throw new DfsError('InvalidArgument', `address ${JSON.stringify(request.address)} must be host:port`);
+    }
+    const status = await this.status(context);
+    if (status.members.some((member) => member.id === request.id)) throw new DfsError('AlreadyExists', `${request.id} is already a member`);
+    await this.changeMembership({ type: 'addLearner', nodeId: request.id, address: request.address }, context);
+  }
+
+  async removePeer(id: string, context: CallContext): Promise<void> {
+    await this.changeMembership({ type: 'remove', nodeId: id }, context);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private checkKey(key: string): void {
+    const problem = this.options.state.validateKey(key);
+    if (problem !== null) throw new DfsError('InvalidKey', `key ${JSON.stringify(key.length > 100 ? `${key.slice(0, 100)}…` : key)}: ${problem}`);
+  }
+
+  private nextRequestId(): string {
+    this.sequence++;
+    return `${this.options.nodeId}${requestIdSeparator}${this.bootId}${requestIdSeparator}${this.sequence}`;
+  }
+
+  private timeoutMilliseconds(context: CallContext): number {
+    return Math.max(1, Math.min(this.options.requestTimeoutMilliseconds, context.deadlineUnixMilliseconds - Date.now()));
+  }
+
+  /** Sends a request to the Raft actor and waits for the reply or the store's result. */
+  private ask(request: RaftRequest, context: CallContext): Promise<RaftReply> {
+    return this.await(request.requestId, context, () => this.options.toRaft(request)).then((outcome) => {
+      if (outcome.kind !== 'raft') throw new DfsError('Internal', `request ${request.requestId} got a store result`);
+      if (outcome.reply.type === 'failed') throw raftFailure(outcome.reply);
+      return outcome.reply;
+    });
+  }
+
+  private await(requestId: string, context: CallContext, send: () => void): Promise<Outcome> {
+    if (context.signal.aborted) return Promise.reject(new DfsError('Timeout', 'the call was cancelled'));
+    const timeout = this.timeoutMilliseconds(context);
+    const outcome = this.waiting.wait(
+      requestId,
+      timeout,
+      () => new DfsError('Timeout', `no answer from the cluster within ${timeout} ms (is a majority of nodes up?); the operation may still take effect`),
+      () => new DfsError('ResourceExhausted', 'too many requests are waiting for the cluster; retry shortly', { retryAfterMilliseconds: 100 }),
+    );
+    const onAbort = (): void => {
+      this.waiting.reject(requestId, new DfsError('Timeout', 'the call was cancelled; the operation may still take effect'));
+    };
+    context.signal.addEventListener('abort', onAbort, { once: true });
+    send();
+    return outcome.finally(() => context.signal.removeEventListener('abort', onAbort));
+  }
+
+  /** Proposes one command; resolves with the version it produced once applied on this node. */
+  private async propose(command: CommandInput, context: CallContext): Promise<number> {
+    const requestId = this.nextRequestId();
+    const data = this.options.state.encode(command, requestId);
+    const outcome = await this.await(requestId, context, () => this.options.toRaft({ type: 'propose', requestId, data }));
+    if (outcome.kind === 'raft') {
+      if (outcome.reply.type === 'failed') throw raftFailure(outcome.reply);
+      throw unexpected(outcome.reply);
+    }
+    if (!outcome.result.ok) throw new DfsError(outcome.result.code, outcome.result.message);
+    return outcome.result.version;
+  }
+
+  private async putChunks(key: string, modeBits: number, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, context: CallContext): Promise<PutResult> {
+    const hashes: Uint8Array[] = [];
+    const inFlight = new Set<Promise<number>>();
+    let sizeBytes = 0;
+    let failure: unknown = null;
+    const send = async (chunk: Uint8Array): Promise<void> => {
+      hashes.push(this.options.state.chunkHash(chunk));
+      sizeBytes += chunk.byteLength;
+      const proposal = this.propose({ op: 'putChunk', data: chunk }, context);
+      inFlight.add(proposal);
+      void proposal.then(
+        () => inFlight.delete(proposal),
+        (error: unknown) => {
+          inFlight.delete(proposal);
+          failure ??= error;
+        },
+      );
+      while (inFlight.size >= this.options.maxChunksInFlight && failure === null) await Promise.race([...inFlight].map((promise) => promise.catch(() => 0)));
+      if (failure !== null) throw failure;
+    };
+    for await (const piece of rechunk(source, this.options.chunkSizeBytes)) await send(piece);
+    await Promise.all([...inFlight].map((promise) => promise.catch(() => 0)));
+    if (failure !== null) throw failure;
+    const version = await this.propose({ op: 'commitFile', key, chunks: hashes, sizeBytes, modeBits, modifiedMilliseconds: Date.now() }, context);
+    return { version, sizeBytes };
+  }
+
+  private async readBarrier(consistency: ReadConsistency, context: CallContext): Promise<void> {
+    if (consistency === 'local') return;
+    const reply = await this.ask({ type: 'readIndex', requestId: this.nextRequestId() }, context);
+    if (reply.type !== 'readState') throw unexpected(reply);
+    await this.waitApplied(reply.index, context);
+  }
+
+  private waitApplied(index: number, context: CallContext): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve();
+    const timeout = this.timeoutMilliseconds(context);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.appliedWaiters = this.appliedWaiters.filter((waiter) => waiter !== entry);
+        reject(new DfsError('Timeout', `this node has not applied index ${index} within ${timeout} ms`));
+      }, timeout);
+      const entry = {
+        index,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      this.appliedWaiters.push(entry);
+    });
+  }
+
+  private async changeMembership(change: ConfChange, context: CallContext): Promise<void> {
+    const reply = await this.ask({ type: 'confChange', requestId: this.nextRequestId(), change }, context);
+    if (reply.type !== 'confChanged') throw unexpected(reply);
+  }
+}
+
+/** Re-cuts a stream of buffers into pieces of exactly `size` bytes (the last one shorter). */
+export async function* rechunk(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  for await (const piece of source) {
+    let offset = 0;
+    while (offset < piece.byteLength) {
+      const take = Math.min(size - pendingBytes, piece.byteLength - offset);
+      pending.push(piece.subarray(offset, offset + take));
+      pendingBytes += take;
+      offset += take;
+      if (pendingBytes === size) {
+        yield concat(pending, pendingBytes);
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+  }
+  if (pendingBytes > 0) yield concat(pending, pendingBytes);
+}
+
+function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1 && parts[0] !== undefined) return parts[0].slice();
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.byteLength;
+  }
+  return out;
+}
+
+function notFound(key: string): DfsError {
+  return new DfsError('KeyNotFound', `no file has the key ${JSON.stringify(key)}`);
+}
+
+function unexpected(reply: RaftReply): DfsError {
+  return new DfsError('Internal', `unexpected reply ${reply.type} from the Raft actor`);
+}
+
+function raftFailure(reply: Extract<RaftReply, { type: 'failed' }>): DfsError {
+  const retry = { retryAfterMilliseconds: 200, ...(reply.leader === null ? {} : { leader: reply.leader }) };
+  return new DfsError(reply.code, reply.message, retry);
+}
+
+function toApiStatus(status: NodeStatus): ApiNodeStatus {
+  return {
+    nodeId: status.id,
+    role: status.role,
+    term: status.term,
+    leaderId: status.leader ?? '',
+    leaderAddress: status.leaderAddress ?? '',
+    commitIndex: status.commitIndex,
+    appliedIndex: status.appliedIndex,
+    members: status.members.map((member) => ({
+      id: member.id,
+      address: member.address,
+      role: member.id === status.leader ? 'leader' : member.id === status.id ? status.role : 'unknown',
+      suffrage: member.voter ? 'voter' : 'learner',
+      progressKnown: member.matchIndex >= 0,
+      matchIndex: Math.max(0, member.matchIndex),
+      lagEntries: Math.max(0, member.lagEntries),
+    })),
+  };
+}
