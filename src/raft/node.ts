@@ -179,7 +179,7 @@ export class RaftNode {
         return this.handleInstallSnapshotResponse(message);
       case 'timeoutNow':
         // §3.10: the target starts an election at once, skipping pre-vote and the leader lease.
-        if (message.from === this.leader && isVoter(this.config(), this.id)) this.startElection(true);
+        if (message.from === this.leader && this.promotable()) this.startElection(true);
         return;
       case 'readIndex':
         if (this.role === 'leader') this.addRead(message.requestId, message.from);
@@ -262,7 +262,7 @@ export class RaftNode {
 
   /** Starts an election now (pre-vote first), as if the election timeout had elapsed. */
   campaign(): void {
-    if (this.role === 'leader' || !isVoter(this.config(), this.id)) return;
+    if (this.role === 'leader' || !this.promotable()) return;
     this.startPreVote();
   }
 
@@ -393,11 +393,23 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsedTicks++;
-    if (this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks && isVoter(this.config(), this.id)) {
-      this.startPreVote();
-    } else if (this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks) {
-      this.resetElectionTimer();
-    }
+    // A node that may not campaign keeps counting, so that its leader lease lapses and it
+    // grants votes to the candidates that can restore the cluster.
+    if (this.electionElapsedTicks >= this.randomizedElectionTimeoutTicks && this.promotable()) this.startPreVote();
+  }
+
+  /**
+   * Whether this node may start an election: it votes in its latest configuration, or (§4.2.2)
+   * that configuration removed it but is not committed yet, and the committed one counts it — it
+   * may still be needed to commit its own removal.
+   */
+  private promotable(): boolean {
+    if (isVoter(this.config(), this.id)) return true;
+    const latest = this.configs[this.configs.length - 1];
+    if (latest === undefined || latest.index <= this.log.commitIndex) return false;
+    let committed = this.snapshotConfig;
+    for (const entry of this.configs) if (entry.index <= this.log.commitIndex) committed = entry.config;
+    return isVoter(committed, this.id);
   }
 
   private tickLeader(): void {

@@ -1,0 +1,155 @@
+// The knobs of one simulated run. `simulationOptions(seed)` draws the per-run parameters (fault
+// intensities, batching limits, snapshot chunk size, compaction threshold) from the seed itself,
+// so a sweep over seeds also sweeps configurations, and one seed always means one configuration.
+
+import { seededRandom } from '../../src/raft/random.js';
+
+export const faultKinds = ['drop', 'duplicate', 'reorder', 'partition', 'crash', 'pause', 'membership', 'transfer'] as const;
+export type FaultKind = (typeof faultKinds)[number];
+
+/** Probabilities: per message for the network faults, per tick for the others. */
+export interface FaultMix {
+  readonly dropProbability: number;
+  readonly duplicateProbability: number;
+  readonly reorderProbability: number;
+  /** Chance per tick that a partition starts (one at a time). */
+  readonly partitionProbability: number;
+  readonly crashProbability: number;
+  readonly pauseProbability: number;
+  readonly membershipProbability: number;
+  readonly transferProbability: number;
+}
+
+export const noFaults: FaultMix = {
+  dropProbability: 0,
+  duplicateProbability: 0,
+  reorderProbability: 0,
+  partitionProbability: 0,
+  crashProbability: 0,
+  pauseProbability: 0,
+  membershipProbability: 0,
+  transferProbability: 0,
+};
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly nodeCount: number;
+  /** Ticks of faults and client load before everything heals. */
+  readonly chaosTicks: number;
+  readonly faults: FaultMix;
+
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly maxInflightMessages: number;
+  readonly maxMessageBytes: number;
+  readonly snapshotChunkBytes: number;
+  readonly autoPromoteLearners: boolean;
+  /** A node compacts once it has applied this many entries past its snapshot. */
+  readonly compactionThresholdEntries: number;
+
+  readonly minimumDelayTicks: number;
+  readonly maximumDelayTicks: number;
+  readonly reorderDelayTicks: number;
+  readonly maxQueuedMessagesPerNode: number;
+  readonly crashDownTicks: readonly [minimum: number, maximum: number];
+  readonly pauseTicks: readonly [minimum: number, maximum: number];
+  readonly partitionTicks: readonly [minimum: number, maximum: number];
+  /** Members (voters and learners) the cluster may grow to by membership changes. */
+  readonly maxMembers: number;
+  readonly maxMembershipChanges: number;
+
+  /** Chance per tick that a client starts a write / a read. */
+  readonly writeProbability: number;
+  readonly readProbability: number;
+  readonly keyCount: number;
+  readonly maxPendingOperations: number;
+  readonly maxOperations: number;
+  /** One attempt of a client operation waits this long before the client retries elsewhere. */
+  readonly attemptTimeoutTicks: number;
+  /** Before healing; after healing writes are retried until the convergence bound. */
+  readonly maxAttempts: number;
+  readonly retryBackoffTicks: number;
+
+  /** After healing, a leader must be elected within this many ticks. */
+  readonly electionBoundTicks: number;
+  /** After that, every retried write must commit and every member catch up within this many. */
+  readonly convergenceBoundTicks: number;
+
+  /** Trace lines kept for a failure report. */
+  readonly traceTailLines: number;
+  /** Keep every trace line (for TRACE_FILE). */
+  readonly keepFullTrace: boolean;
+}
+
+/** The default configuration of `seed`, drawn from the seed; `overrides` win. */
+export function simulationOptions(seed: number, overrides: Partial<SimulationOptions> = {}): SimulationOptions {
+  const random = seededRandom(seed ^ 0x5eed5eed);
+  const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
+  const nodeCount = overrides.nodeCount ?? (seed % 2 === 0 ? 3 : 5);
+  const electionTimeoutTicks = 10;
+  return {
+    seed,
+    nodeCount,
+    chaosTicks: 1000,
+    faults: {
+      dropProbability: random() * 0.1,
+      duplicateProbability: random() * 0.05,
+      reorderProbability: random() * 0.2,
+      partitionProbability: 0.004 + random() * 0.01,
+      crashProbability: 0.002 + random() * 0.006,
+      pauseProbability: random() * 0.004,
+      membershipProbability: 0.005 + random() * 0.01,
+      transferProbability: random() * 0.004,
+    },
+    electionTimeoutTicks,
+    heartbeatIntervalTicks: between(1, 3),
+    maxInflightMessages: between(1, 8),
+    maxMessageBytes: between(64, 1024),
+    snapshotChunkBytes: between(64, 512),
+    autoPromoteLearners: random() < 0.5,
+    compactionThresholdEntries: between(8, 64),
+    minimumDelayTicks: 1,
+    maximumDelayTicks: between(1, 3),
+    reorderDelayTicks: between(2, 40),
+    maxQueuedMessagesPerNode: 2000,
+    crashDownTicks: [5, 60],
+    pauseTicks: [5, 40],
+    partitionTicks: [10, 120],
+    maxMembers: nodeCount + 1,
+    maxMembershipChanges: 8,
+    writeProbability: 0.3,
+    readProbability: 0.2,
+    keyCount: 4,
+    maxPendingOperations: 8,
+    maxOperations: 400,
+    attemptTimeoutTicks: 4 * electionTimeoutTicks,
+    maxAttempts: 3,
+    retryBackoffTicks: 5,
+    electionBoundTicks: 15 * electionTimeoutTicks,
+    convergenceBoundTicks: 3000,
+    traceTailLines: 60,
+    keepFullTrace: false,
+    ...overrides,
+  };
+}
+
+/** Keeps only the probabilities of the named fault kinds. */
+export function onlyFaults(faults: FaultMix, kinds: readonly FaultKind[]): FaultMix {
+  const keep = new Set(kinds);
+  return {
+    dropProbability: keep.has('drop') ? faults.dropProbability : 0,
+    duplicateProbability: keep.has('duplicate') ? faults.duplicateProbability : 0,
+    reorderProbability: keep.has('reorder') ? faults.reorderProbability : 0,
+    partitionProbability: keep.has('partition') ? faults.partitionProbability : 0,
+    crashProbability: keep.has('crash') ? faults.crashProbability : 0,
+    pauseProbability: keep.has('pause') ? faults.pauseProbability : 0,
+    membershipProbability: keep.has('membership') ? faults.membershipProbability : 0,
+    transferProbability: keep.has('transfer') ? faults.transferProbability : 0,
+  };
+}
+
+/** Multiplies every probability by `factor` (at most 0.5 each, so a run still makes progress). */
+export function scaleFaults(faults: FaultMix, factor: number): FaultMix {
+  const scaled = Object.entries(faults).map(([name, probability]) => [name, Math.min(0.5, probability * factor)]);
+  return Object.fromEntries(scaled) as unknown as FaultMix;
+}
