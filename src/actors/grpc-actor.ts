@@ -32,16 +32,13 @@ import type {
 } from '../api/backend.js';
 import { DfsError } from '../errors.js';
 import type { ConfChange } from '../raft/types.js';
+import type { Command } from '../store/commands.js';
 import { Deadlines } from './mailbox.js';
 import type { CommandResult, NodeStatus, RaftReply, RaftRequest, StoreEvent } from './protocol.js';
 import { requestIdSeparator } from './store-actor.js';
 
 /** A command for the state machine, before the backend stamps its request id on it. */
-export type CommandInput =
-  | { readonly op: 'put'; readonly key: string; readonly data: Uint8Array; readonly modeBits: number; readonly modifiedMilliseconds: number }
-  | { readonly op: 'putChunk'; readonly data: Uint8Array }
-  | { readonly op: 'commitFile'; readonly key: string; readonly chunks: readonly Uint8Array[]; readonly sizeBytes: number; readonly modeBits: number; readonly modifiedMilliseconds: number }
-  | { readonly op: 'delete'; readonly key: string };
+export type CommandInput = Command extends infer Each ? (Each extends Command ? Omit<Each, 'requestId'> : never) : never;
 
 /** What the backend needs of the state machine's read side and command codec. */
 export interface StatePort {
@@ -67,6 +64,8 @@ export interface GrpcActorOptions {
   /** Chunks of one stream proposed but not yet applied. */
   readonly maxChunksInFlight: number;
   readonly maxPendingRequests: number;
+  /** Told whenever the known leader changes (null: none). */
+  readonly onLeadership?: (leader: string | null) => void;
 }
 
 type Outcome = { kind: 'result'; result: CommandResult } | { kind: 'raft'; reply: RaftReply };
@@ -87,6 +86,10 @@ export class ClusterBackend implements FileBackend {
   // ---------------------------------------------------------------- inbound messages
 
   handleRaftReply(reply: RaftReply): void {
+    if (reply.type === 'leadership') {
+      this.options.onLeadership?.(reply.leader);
+      return;
+    }
     this.waiting.resolve(reply.requestId, { kind: 'raft', reply });
   }
 
@@ -113,7 +116,7 @@ export class ClusterBackend implements FileBackend {
     if (request.data.byteLength > this.options.chunkSizeBytes) {
       return this.putChunks(request.key, modeBits, [request.data], context);
     }
-    const version = await this.propose({ op: 'put', key: request.key, data: request.data, modeBits, modifiedMilliseconds: Date.now() }, context);
+    const version = await this.propose({ type: 'put', key: request.key, data: request.data, modeBits, modifiedMilliseconds: Date.now() }, context);
     return { version, sizeBytes: request.data.byteLength };
   }
 
@@ -145,7 +148,7 @@ export class ClusterBackend implements FileBackend {
 
   async delete(key: string, context: CallContext): Promise<DeleteResult> {
     this.checkKey(key);
-    return { version: await this.propose({ op: 'delete', key }, context) };
+    return { version: await this.propose({ type: 'delete', key }, context) };
   }
 
   async list(request: ListRequest, context: CallContext): Promise<ListPage> {
@@ -248,7 +251,7 @@ export class ClusterBackend implements FileBackend {
     const send = async (chunk: Uint8Array): Promise<void> => {
       hashes.push(this.options.state.chunkHash(chunk));
       sizeBytes += chunk.byteLength;
-      const proposal = this.propose({ op: 'putChunk', data: chunk }, context);
+      const proposal = this.propose({ type: 'putChunk', data: chunk }, context);
       inFlight.add(proposal);
       void proposal.then(
         () => inFlight.delete(proposal),
@@ -263,7 +266,7 @@ export class ClusterBackend implements FileBackend {
     for await (const piece of rechunk(source, this.options.chunkSizeBytes)) await send(piece);
     await Promise.all([...inFlight].map((promise) => promise.catch(() => 0)));
     if (failure !== null) throw failure;
-    const version = await this.propose({ op: 'commitFile', key, chunks: hashes, sizeBytes, modeBits, modifiedMilliseconds: Date.now() }, context);
+    const version = await this.propose({ type: 'commitFile', key, chunks: hashes, sizeBytes, modeBits, modifiedMilliseconds: Date.now() }, context);
     return { version, sizeBytes };
   }
 

@@ -56,7 +56,9 @@ export type RaftReply =
   | { readonly type: 'readState'; readonly requestId: string; readonly index: number }
   | { readonly type: 'confChanged'; readonly requestId: string; readonly index: number }
   | { readonly type: 'transferStarted'; readonly requestId: string }
-  | { readonly type: 'status'; readonly requestId: string; readonly status: NodeStatus };
+  | { readonly type: 'status'; readonly requestId: string; readonly status: NodeStatus }
+  /** Not an answer: the known leader changed (null: none), so the health service can say so. */
+  | { readonly type: 'leadership'; readonly leader: NodeId | null };
 
 /** The Raft actor's orders to the store actor, in log order. */
 export type StoreRequest =

@@ -429,6 +429,7 @@ export class RaftActor {
       this.lastRole = status.role;
       this.lastLeader = status.leader;
       this.options.onHealth(status.leader !== null);
+      this.options.toApi({ type: 'leadership', leader: status.leader });
     }
     this.updatePeers(status.config);
   }

@@ -12,7 +12,7 @@ export interface StateMachinePort {
   /** Applies the entries above the applied index in one transaction; one result per command. */
   apply(entries: readonly ApplyEntry[]): readonly CommandResult[];
   writeSnapshot(path: string): Promise<{ index: number; term: number; sizeBytes: number }>;
-  restoreSnapshot(path: string): Promise<void>;
+  restoreSnapshot(path: string): Promise<unknown>;
 }
 
 export interface StoreActorOptions {

@@ -1,0 +1,70 @@
+// Composition root of the gRPC actor: opens the state store read-only, serves dfs.FileService
+// (with reflection and health) on the gRPC port, and wires the ClusterBackend to the Raft and
+// store actors' channels and to the supervisor.
+
+import { join } from 'node:path';
+import { ClusterBackend } from '../src/actors/grpc-actor.js';
+import { Mailbox } from '../src/actors/mailbox.js';
+import type { RaftReply, RaftRequest, StoreEvent } from '../src/actors/protocol.js';
+import { reportFatal, workerContext } from '../src/actors/worker-runtime.js';
+import { startGrpcServer, type GrpcServer } from '../src/api/server.js';
+import { formatAddress } from '../src/config/index.js';
+import { chunkSizeBytes } from '../src/store/layout.js';
+import { readerStatePort } from '../src/store/state-port.js';
+import { StateReader } from '../src/store/state-reader.js';
+
+const context = workerContext();
+const { settings, logger } = context;
+
+async function main(): Promise<void> {
+  const folder = join(settings.dataFolder, 'state');
+  let reader: StateReader;
+  try {
+    reader = StateReader.open(folder);
+  } catch (error) {
+    reportFatal(context, `cannot read the state store in ${folder}: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  }
+  const raft = new Mailbox<RaftReply, RaftRequest>(context.port('raft'));
+  const store = new Mailbox<StoreEvent, never>(context.port('store'));
+  let server: GrpcServer | null = null;
+  const backend = new ClusterBackend({
+    nodeId: settings.nodeId,
+    state: readerStatePort(reader),
+    toRaft: (request) => raft.send(request),
+    logger,
+    requestTimeoutMilliseconds: settings.requestTimeoutMilliseconds,
+    chunkSizeBytes,
+    maxChunksInFlight: 8,
+    maxPendingRequests: 4096,
+    onLeadership: (leader) => server?.setServing(leader !== null),
+  });
+  raft.receive((reply) => backend.handleRaftReply(reply));
+  store.receive((event) => backend.handleStoreEvent(event));
+  const address = formatAddress({ host: settings.grpcHost, port: settings.grpcPort });
+  try {
+    server = await startGrpcServer({ address, backend, logger, maxMessageBytes: settings.maxMessageBytes, serving: false });
+  } catch (error) {
+    await reader.close();
+    reportFatal(context, error instanceof Error ? error.message : String(error));
+    return;
+  }
+  const running = server;
+  context.control.receive((request) => {
+    switch (request.type) {
+      case 'handOver':
+        context.control.send({ type: 'handedOver', to: null });
+        return;
+      case 'stop':
+        void running
+          .close({ graceMilliseconds: 5000 })
+          .then(() => backend.close())
+          .then(() => reader.close())
+          .then(() => context.control.send({ type: 'stopped' }));
+        return;
+    }
+  });
+  context.control.send({ type: 'started', detail: `gRPC on ${running.address}` });
+}
+
+void main().catch((error: unknown) => reportFatal(context, `the gRPC actor failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));
