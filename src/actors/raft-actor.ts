@@ -301,8 +301,13 @@ export class RaftActor {
     const ask = (): void => {
       const node = this.node;
       if (this.stopped || node === null) return;
-      if (members(node.status().config).includes(this.options.nodeId)) {
-        this.options.logger.info('joined the cluster as a learner; the leader promotes this node once it has caught up');
+      const config = node.status().config;
+      if (members(config).includes(this.options.nodeId)) {
+        this.options.logger.info(
+          config.voters.includes(this.options.nodeId)
+            ? 'joined the cluster as a voter'
+            : 'joined the cluster as a learner; the leader promotes this node once it has caught up',
+        );
         return;
       }
       this.options.network.send({

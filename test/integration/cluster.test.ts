@@ -4,7 +4,6 @@
 // page by page, and reports its members. Real `dfs` processes; waits poll with a bound.
 
 import t from 'tap';
-import { DfsClientError } from '../../src/client/client.js';
 import { TestCluster, waitFor } from './harness.js';
 
 const encoder = new TextEncoder();
@@ -45,9 +44,9 @@ t.test('a three-node cluster serves every basic RPC from any node', async (t) =>
     const other = followers[1] ?? leader;
     await other.client.delete('docs/a.txt');
     for (const node of cluster.nodes) {
-      await t.rejects(node.client.get('docs/a.txt'), (error: unknown) => error instanceof DfsClientError && error.code === 'NOT_FOUND', `${node.spec.id}: gone`);
+      await t.rejects(node.client.get('docs/a.txt'), { name: 'DfsClientError', code: 'NOT_FOUND' }, `${node.spec.id}: gone`);
     }
-    await t.rejects(other.client.delete('docs/a.txt'), (error: unknown) => error instanceof DfsClientError && error.code === 'NOT_FOUND', 'deleting it again: NOT_FOUND');
+    await t.rejects(other.client.delete('docs/a.txt'), { name: 'DfsClientError', code: 'NOT_FOUND' }, 'deleting it again: NOT_FOUND');
   });
 
   await t.test('List over 10,000 keys, page by page, from a follower', async (t) => {
