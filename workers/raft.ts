@@ -60,7 +60,10 @@ async function main(): Promise<void> {
   context.control.receive((request) => {
     switch (request.type) {
       case 'handOver':
-        void actor.handOver(request.timeoutMilliseconds).then((to) => context.control.send({ type: 'handedOver', to }));
+        void actor.handOver(request.timeoutMilliseconds).then((to) => {
+          if (to !== null) logger.info({ to }, `handed leadership to ${to} before stopping`);
+          context.control.send({ type: 'handedOver', to });
+        });
         return;
       case 'stop':
         actor.stop();

@@ -81,6 +81,9 @@ export class RaftActor {
   private ticker: NodeJS.Timeout | null = null;
   private formationTimer: NodeJS.Timeout | null = null;
   private pumping = false;
+  private pumpScheduled = false;
+  private syncedTerm = -1;
+  private syncedVote: NodeId | null = null;
   private stopped = false;
   private readonly nonce = randomBytes(8).toString('hex');
   /** Configuration as of each committed config entry after the snapshot (for snapshot metadata). */
@@ -353,16 +356,27 @@ export class RaftActor {
 
   // ---------------------------------------------------------------- the Ready loop
 
+  /**
+   * Schedules the Ready loop once for everything that arrives in this turn of the event loop:
+   * all proposals and messages delivered together are stepped first and then persisted with
+   * one flush and sent in one batch, instead of one flush per message.
+   */
   private pump(): void {
-    if (this.pumping || this.node === null || this.stopped) return;
-    this.pumping = true;
-    this.drain()
-      .catch((error: unknown) => {
-        this.options.onFatal(`the Raft loop failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      })
-      .finally(() => {
-        this.pumping = false;
-      });
+    if (this.pumpScheduled || this.node === null || this.stopped) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      if (this.pumping) return;
+      this.pumping = true;
+      this.drain()
+        .catch((error: unknown) => {
+          this.options.onFatal(`the Raft loop failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+        })
+        .finally(() => {
+          this.pumping = false;
+          if (this.node?.hasReady() === true) this.pump();
+        });
+    });
   }
 
   private async drain(): Promise<void> {
@@ -383,7 +397,16 @@ export class RaftActor {
   }
 
   private async persist(ready: Ready): Promise<void> {
-    if (ready.entries.length === 0 && ready.hardState === null && ready.snapshotChunk === null) return;
+    // A commit index alone need not be durable (a restarted node learns it again from the
+    // leader, and the store skips what it already applied): only entries, a snapshot, the term
+    // and the vote are worth a flush.
+    const hardState = ready.hardState;
+    const termOrVoteChanged = hardState !== null && (hardState.term !== this.syncedTerm || hardState.vote !== this.syncedVote);
+    if (ready.entries.length === 0 && ready.snapshotChunk === null && !termOrVoteChanged) return;
+    if (hardState !== null) {
+      this.syncedTerm = hardState.term;
+      this.syncedVote = hardState.vote;
+    }
     this.options.storage.persist({ entries: ready.entries, hardState: ready.hardState, snapshotChunk: ready.snapshotChunk });
     // Persist before send: nothing leaves this node that depends on what is not on disk.
     await this.options.storage.flush();

@@ -30,6 +30,7 @@ export class StoreActor {
   private readonly ownPrefix: string;
   /** Requests are handled one at a time, in order: a restore must finish before later applies. */
   private queue: Promise<void> = Promise.resolve();
+  private inbox: StoreRequest[] = [];
 
   constructor(private readonly options: StoreActorOptions) {
     this.ownPrefix = `${options.nodeId}${requestIdSeparator}`;
@@ -43,8 +44,11 @@ export class StoreActor {
   }
 
   handle(request: StoreRequest): void {
+    this.inbox.push(request);
+    if (this.inbox.length > 1) return;
     this.queue = this.queue
-      .then(() => this.process(request))
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.processInbox())
       .catch((error: unknown) => {
         // A failed apply leaves the state machine in doubt: crash the actor so that the
         // supervisor restarts the actors, which resume from the durable applied index.
@@ -52,6 +56,26 @@ export class StoreActor {
           throw error;
         });
       });
+  }
+
+  /**
+   * Handles everything that arrived meanwhile, in order; consecutive applies become one batch
+   * (one transaction, one flush) however many Readies they came from.
+   */
+  private async processInbox(): Promise<void> {
+    const requests = this.inbox;
+    this.inbox = [];
+    let batch: ApplyEntry[] = [];
+    for (const request of requests) {
+      if (request.type === 'apply') {
+        batch.push(...request.entries);
+        continue;
+      }
+      if (batch.length > 0) await this.process({ type: 'apply', entries: batch });
+      batch = [];
+      await this.process(request);
+    }
+    if (batch.length > 0) await this.process({ type: 'apply', entries: batch });
   }
 
   /** Resolves once every request received so far is handled. */
