@@ -350,7 +350,10 @@ export class RaftActor {
       autoPromoteLearners: true,
       random: Math.random,
     });
-    this.updatePeers(this.node.status().config);
+    const config = this.node.status().config;
+    this.updatePeers(config);
+    // Alone in the cluster, nobody else can lead: no point waiting out an election timeout.
+    if (config.voters.length === 1 && config.voters[0] === this.options.nodeId) this.node.campaign();
     this.pump();
   }
 

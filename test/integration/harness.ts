@@ -109,6 +109,11 @@ export class TestNode {
     return code;
   }
 
+  /** The dfs process's pid (its worker threads share it), or null when it is not running. */
+  get pid(): number | null {
+    return this.process?.pid ?? null;
+  }
+
   logText(): string {
     try {
       return readFileSync(this.logPath, 'utf8');
@@ -145,6 +150,25 @@ export class TestCluster {
     return cluster;
   }
 
+  /**
+   * A node with its own ports (and by default its own data folder) that takes only the flags
+   * given: for nodes outside the founders' layout (a lone node, a second node on a taken port).
+   */
+  async addNode(id: string, options: { args?: string[]; env?: Record<string, string>; dataFolder?: string; raftPort?: number; grpcPort?: number } = {}): Promise<TestNode> {
+    const spec: NodeSpec = {
+      id,
+      raftPort: options.raftPort ?? (await freePort()),
+      grpcPort: options.grpcPort ?? (await freePort()),
+      httpPort: await freePort(),
+      dataFolder: options.dataFolder ?? join(this.folder, id),
+      args: [...(options.args ?? [])],
+      env: { ...(options.env ?? {}) },
+    };
+    const node = new TestNode(spec, this.folder);
+    this.nodes.push(node);
+    return node;
+  }
+
   /** A node that is not a founder: it joins through `via` with -peers. */
   async addJoiner(id: string, via: TestNode, env: Record<string, string> = {}): Promise<TestNode> {
     const spec: NodeSpec = { id, raftPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort(), dataFolder: join(this.folder, id), args: ['-peers', via.raftAddress], env };
@@ -163,7 +187,11 @@ export class TestCluster {
     for (const node of this.nodes) node.start();
   }
 
-  /** Waits until every running node agrees on one leader; returns it. */
+  /**
+   * Waits until every node of `among` (by default the running ones) names the same leader, and
+   * that leader is one of them and says so itself (a killed leader that the others still name
+   * does not count); returns it.
+   */
   async waitForLeader(timeoutMilliseconds = 30_000, among: TestNode[] = this.nodes.filter((node) => node.process !== null)): Promise<TestNode> {
     return waitFor(
       'one leader that every running node follows',
@@ -171,7 +199,9 @@ export class TestCluster {
         const statuses = await Promise.all(among.map((node) => node.status()));
         const leaderId = statuses[0]?.leaderId ?? '';
         if (leaderId === '' || !statuses.every((status) => status.leaderId === leaderId)) return null;
-        return this.nodes.find((node) => node.spec.id === leaderId) ?? null;
+        const leaderStatus = statuses.find((status) => status.nodeId === leaderId);
+        if (leaderStatus?.role !== 'LEADER') return null;
+        return among.find((node) => node.spec.id === leaderId) ?? null;
       },
       timeoutMilliseconds,
       200,
@@ -191,4 +221,58 @@ export class TestCluster {
   logs(): string {
     return this.nodes.map((node) => `==== ${node.spec.id}\n${node.logText()}`).join('\n');
   }
+}
+
+/** Runs `dfs` with exactly `args` (no defaults added) until it exits; kills it after the timeout. */
+export async function runDfs(args: readonly string[], options: { cwd: string; env?: Record<string, string>; timeoutMilliseconds?: number }): Promise<{ code: number | null; output: string; timedOut: boolean }> {
+  const child = spawn(process.execPath, [dfsMain, ...args], { cwd: options.cwd, env: { ...process.env, DFS_TICK_MILLISECONDS: '50', ...(options.env ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMilliseconds ?? 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
+  clearTimeout(timer);
+  return { code, output, timedOut };
+}
+
+/** Resident and peak resident memory of a process, in bytes, from /proc/<pid>/status. */
+export function processMemory(pid: number): { residentBytes: number; peakResidentBytes: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(text);
+    if (match === null) throw new Error(`no ${name} in /proc/${pid}/status`);
+    return Number(match[1]) * 1024;
+  };
+  return { residentBytes: field('VmRSS'), peakResidentBytes: field('VmHWM') };
+}
+
+/** A small seeded generator (xorshift32): the same seed gives the same bytes on every run. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state;
+  };
+}
+
+/** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
+export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T, index);
+    }
+  });
+  await Promise.all(runners);
+  return results;
 }

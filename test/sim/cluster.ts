@@ -3,8 +3,10 @@
 // MemoryStorage and a key-value state machine, joined by the same Ready loop a real driver runs
 // (persist, send, install, apply, serve reads, advance). Around them: a faulty network
 // (network.ts), partitions, crash-and-restart (the core and the state machine are discarded, the
-// storage is kept), paused nodes, membership changes, leadership transfers, log compaction, and
-// clients that write and read linearizably while all of it happens. The SafetyChecker sees every
+// storage is kept), paused nodes, membership changes, leadership transfers, log compaction,
+// election storms and a nemesis that goes after leaders (crashing or cutting off a leader just
+// after it is elected, or just after its commit index advances), and clients that write and read
+// linearizably while all of it happens. The SafetyChecker sees every
 // append, hard state, application and leadership as it happens; `finish()` heals everything and
 // checks liveness and the end state. Every event goes to a trace; the same seed gives the same
 // trace, byte for byte.
@@ -28,9 +30,13 @@ export interface SimulationStats {
   messagesDelivered: number;
   messagesDropped: number;
   messagesDuplicated: number;
+  messagesDelayed: number;
   crashes: number;
   pauses: number;
   partitions: number;
+  storms: number;
+  /** Leaders crashed or cut off by the nemesis, just after their election or a commit. */
+  leaderDisruptions: number;
   membershipChanges: number;
   transfers: number;
   leaderElections: number;
@@ -119,6 +125,13 @@ interface Partition {
   readonly endTick: number | null;
 }
 
+/** The nemesis's appointment with the leader of one term. */
+interface LeaderDisruption {
+  readonly tick: number;
+  readonly leader: NodeId;
+  readonly term: number;
+}
+
 export class SimulatedCluster {
   readonly options: SimulationOptions;
   readonly checker = new SafetyChecker();
@@ -132,8 +145,15 @@ export class SimulatedCluster {
   private committedConfig: ConfState = { voters: [], learners: [] };
   private committedConfigIndex = 0;
   private partition: Partition | null = null;
-  /** Nodes that crash and restart at the end of this tick (see send). */
-  private readonly quickRestarts = new Set<NodeId>();
+  /**
+   * Nodes that crash at the end of this tick, with the ticks they stay down (0: they restart at
+   * once). Crashing at the end of the tick, not in the middle of a Ready, keeps the driver honest:
+   * everything the node sent was persisted first.
+   */
+  private readonly crashesAtEndOfStep = new Map<NodeId, number>();
+  /** Non-null during an election storm: the tick it ends. */
+  private stormEndTick: number | null = null;
+  private readonly leaderDisruptions: LeaderDisruption[] = [];
   /** False once finish() began: no more random faults or new client operations. */
   private chaos = true;
   /** Position in the one global order of client events. */
@@ -148,6 +168,8 @@ export class SimulatedCluster {
     crashes: 0,
     pauses: 0,
     partitions: 0,
+    storms: 0,
+    leaderDisruptions: 0,
     membershipChanges: 0,
     transfers: 0,
     leaderElections: 0,
@@ -171,6 +193,8 @@ export class SimulatedCluster {
         minimumDelayTicks: options.minimumDelayTicks,
         maximumDelayTicks: options.maximumDelayTicks,
         reorderDelayTicks: options.reorderDelayTicks,
+        longDelayProbability: options.faults.longDelayProbability,
+        longDelayTicks: options.longDelayTicks,
         maxQueuedMessagesPerNode: options.maxQueuedMessagesPerNode,
       },
       (text) => this.record(text),
@@ -179,7 +203,7 @@ export class SimulatedCluster {
     for (let i = 0; i < options.nodeCount; i++) founders.push(`n${this.nextNodeNumber++}`);
     this.committedConfig = { voters: [...founders].sort(), learners: [] };
     this.committedConfigIndex = 1;
-    this.record(`start seed ${options.seed} voters ${founders.join(',')} ${JSON.stringify({ ...options, faults: undefined })} ${JSON.stringify(options.faults)}`);
+    this.record(`start seed ${options.seed} (${options.intensity}) voters ${founders.join(',')} ${JSON.stringify({ ...options, faults: undefined })} ${JSON.stringify(options.faults)}`);
     for (const id of founders) {
       const storage = new MemoryStorage();
       bootstrap(storage, founders);
@@ -207,11 +231,12 @@ export class SimulatedCluster {
     this.expireOperations();
     this.updateLifecycles();
     for (const node of this.activeNodes()) this.observeLeadership(node);
-    for (const id of this.quickRestarts) {
-      this.crash(id);
-      this.restart(id);
+    for (const [id, downTicks] of this.crashesAtEndOfStep) {
+      if (!this.crash(id)) continue;
+      if (downTicks === 0) this.restart(id);
+      else this.node(id).restartTick = this.tick + downTicks;
     }
-    this.quickRestarts.clear();
+    this.crashesAtEndOfStep.clear();
   }
 
   runTicks(ticks: number): void {
@@ -265,16 +290,32 @@ export class SimulatedCluster {
     if (ready.hardState !== null) {
       const { term, vote, commit } = ready.hardState;
       this.record(`${node.id} hard state term ${term} vote ${vote ?? '-'} commit ${commit}`);
-      this.checker.onHardState(node.id, storage.hardState(), ready.hardState);
+      const previous = storage.hardState();
+      this.checker.onHardState(node.id, previous, ready.hardState);
       storage.setHardState(ready.hardState);
+      if (commit > previous.commit && node.raft?.status().role === 'leader') this.maybeCrashAfterCommit(node, commit);
     }
+  }
+
+  /**
+   * The nemesis: a leader that dies right after its commit index moved, before its followers hear
+   * of it, leaves the next leader to prove that what it committed survives (§5.4.2, Figure 8).
+   */
+  private maybeCrashAfterCommit(node: SimulatedNode, commitIndex: number): void {
+    if (!this.chaos || !(this.random() < this.options.faults.crashAfterCommitProbability) || !this.canTakeDown()) return;
+    const downTicks = this.between(this.options.crashDownTicks);
+    this.crashesAtEndOfStep.set(node.id, downTicks);
+    this.stats.leaderDisruptions++;
+    this.record(`nemesis: ${node.id} crashes for ${downTicks} ticks right after committing up to ${commitIndex}`);
   }
 
   private send(message: Message): void {
     // A node that granted a vote or acknowledged entries promised they are durable: restarting it
     // right away tests that promise (a vote forgotten on restart can elect two leaders in a term).
     const promise = message.type === 'requestVoteResponse' && message.granted ? 10 : message.type === 'appendEntriesResponse' && message.success ? 0.25 : 0;
-    if (this.chaos && promise > 0 && this.random() < promise * this.options.faults.crashProbability) this.quickRestarts.add(message.from);
+    if (this.chaos && promise > 0 && this.random() < promise * this.options.faults.crashProbability && !this.crashesAtEndOfStep.has(message.from)) {
+      this.crashesAtEndOfStep.set(message.from, 0);
+    }
     if (message.type === 'installSnapshot') {
       this.stats.snapshotChunksSent++;
       if (message.offset === 0) this.stats.snapshotsSent++;
@@ -333,6 +374,13 @@ export class SimulatedCluster {
     this.stats.leaderElections++;
     this.record(`${node.id} leads term ${status.term} (last index ${status.lastIndex}, commit ${status.commitIndex})`);
     this.checker.onLeader(node.id, status.term, node.storage);
+    if (this.chaos && this.random() < this.options.faults.newLeaderDisruptionProbability) {
+      // A leader that dies before its first entry is replicated leaves an entry of its term that
+      // only it holds: the raw material of Figure 8.
+      const tick = this.tick + this.between(this.options.newLeaderDisruptionDelayTicks);
+      this.leaderDisruptions.push({ tick, leader: node.id, term: status.term });
+      this.record(`nemesis: ${node.id} will be hit at tick ${tick} if it still leads term ${status.term}`);
+    }
   }
 
   private deliverMessages(): void {
@@ -370,10 +418,10 @@ export class SimulatedCluster {
 
   // ---- crash, restart, pause ----------------------------------------------------------------
 
-  /** Discards the core, the state machine and every client request it held; keeps the storage. */
-  crash(id: NodeId): void {
+  /** Discards the core, the state machine and every client request it held; keeps the storage. False if it was down already. */
+  crash(id: NodeId): boolean {
     const node = this.node(id);
-    if (node.raft === null) return;
+    if (node.raft === null) return false;
     node.raft = null;
     node.machine = null;
     node.readStates = [];
@@ -381,6 +429,7 @@ export class SimulatedCluster {
     this.forgetRequestsAt(id);
     this.stats.crashes++;
     this.record(`${id} crashes`);
+    return true;
   }
 
   /** A new core over the same storage; the state machine is restored from the snapshot. */
@@ -432,6 +481,12 @@ export class SimulatedCluster {
     this.blockLinks(halfA, halfB, `bridge ${bridgeId} between ${halfA.join(',')} | ${halfB.join(',')}`, durationTicks, true);
   }
 
+  /** Cuts every link between members: nobody hears anybody. */
+  shatter(durationTicks: number | null = null): void {
+    const ids = this.memberIds();
+    this.blockLinks(ids, ids, `shatter ${ids.join(',')}`, durationTicks, false);
+  }
+
   isolate(id: NodeId, durationTicks: number | null = null): void {
     const others = this.memberIds().filter((other) => other !== id);
     this.blockLinks([id], others, `isolate ${id}`, durationTicks, true);
@@ -449,6 +504,7 @@ export class SimulatedCluster {
     this.healPartition();
     for (const a of from) {
       for (const b of to) {
+        if (a === b) continue;
         this.network.block(a, b);
         if (bothWays) this.network.block(b, a);
       }
@@ -556,14 +612,78 @@ export class SimulatedCluster {
       const to = this.pick(voters);
       if (to !== undefined) this.transferLeadership(to);
     }
+    this.runStorm();
+    this.runLeaderDisruptions();
   }
 
-  /** A running node, if fewer than a minority of the voters are down or paused already. */
-  private pickDisruptable(): SimulatedNode | null {
+  /** Whether one more member may go down (crash or pause): fewer than a majority of the voters are down already. */
+  private canTakeDown(): boolean {
     const members = this.memberIds().map((id) => this.node(id));
-    const down = members.filter((node) => node.raft === null || node.resumeTick !== null).length;
-    if (down >= Math.floor((this.committedConfig.voters.length - 1) / 2) + 1) return null;
+    const down = members.filter((node) => node.raft === null || node.resumeTick !== null || this.crashesAtEndOfStep.has(node.id)).length;
+    return down < Math.floor((this.committedConfig.voters.length - 1) / 2) + 1;
+  }
+
+  /** A running node, if one more may go down (canTakeDown). */
+  private pickDisruptable(): SimulatedNode | null {
+    if (!this.canTakeDown()) return null;
+    const members = this.memberIds().map((id) => this.node(id));
     return this.pick(members.filter((node) => node.raft !== null && node.resumeTick === null)) ?? null;
+  }
+
+  /**
+   * Election storms: for a while, about once per election timeout, leadership is knocked out
+   * briefly, most often by cutting every link at once. Everybody's timer then runs out at nearly
+   * the same time, so several pre-candidates pass pre-vote together and become candidates of one
+   * term, split the votes, and try again: many elections, with vote requests and responses of
+   * successive terms crossing on the network.
+   */
+  private runStorm(): void {
+    const { electionTimeoutTicks } = this.options;
+    if (this.stormEndTick === null) {
+      if (!(this.random() < this.options.faults.stormProbability)) return;
+      this.stormEndTick = this.tick + this.between(this.options.stormTicks);
+      this.stats.storms++;
+      this.record(`storm until tick ${this.stormEndTick}`);
+    }
+    if (this.stormEndTick <= this.tick) {
+      this.stormEndTick = null;
+      this.record('storm ends');
+      return;
+    }
+    if (!(this.random() < 1 / electionTimeoutTicks)) return;
+    const duration = this.between([Math.ceil(electionTimeoutTicks / 2), 2 * electionTimeoutTicks]);
+    const leader = this.leader();
+    const blast = leader === null ? 'shatter' : (this.pick(['shatter', 'shatter', 'isolate leader', 'pause leader', 'crash leader'] as const) ?? 'shatter');
+    if (blast === 'shatter' || leader === null) this.shatter(duration);
+    else if (blast === 'isolate leader') this.isolate(leader, duration);
+    else if (!this.canTakeDown()) this.isolate(leader, duration);
+    else if (blast === 'pause leader') this.pause(leader, duration);
+    else {
+      this.crash(leader);
+      this.node(leader).restartTick = this.tick + duration;
+    }
+  }
+
+  /** The nemesis's appointments that are due: each leader still leading its term is crashed or cut off. */
+  private runLeaderDisruptions(): void {
+    if (this.leaderDisruptions.length === 0) return;
+    const due = this.leaderDisruptions.filter((disruption) => disruption.tick <= this.tick);
+    if (due.length === 0) return;
+    this.leaderDisruptions.splice(0, this.leaderDisruptions.length, ...this.leaderDisruptions.filter((disruption) => disruption.tick > this.tick));
+    for (const { leader, term } of due) {
+      const status = this.nodeStatus(leader);
+      if (status === null || status.role !== 'leader' || status.term !== term || this.node(leader).resumeTick !== null) continue;
+      this.stats.leaderDisruptions++;
+      if (this.random() < 0.5 && this.canTakeDown()) {
+        const downTicks = this.between(this.options.crashDownTicks);
+        this.record(`nemesis: ${leader}, new leader of term ${term}, crashes for ${downTicks} ticks`);
+        this.crash(leader);
+        this.node(leader).restartTick = this.tick + downTicks;
+      } else {
+        this.record(`nemesis: ${leader}, new leader of term ${term}, is cut off`);
+        this.isolate(leader, this.between(this.options.partitionTicks));
+      }
+    }
   }
 
   private startRandomPartition(): void {
@@ -769,6 +889,8 @@ export class SimulatedCluster {
    */
   finish(): void {
     this.chaos = false;
+    this.stormEndTick = null;
+    this.leaderDisruptions.length = 0;
     this.healPartition();
     this.network.faults = { ...this.network.faults, ...reliableNetwork };
     for (const node of this.nodes.values()) {
@@ -824,6 +946,7 @@ export class SimulatedCluster {
       messagesDelivered: net.delivered,
       messagesDropped: net.dropped,
       messagesDuplicated: net.duplicated,
+      messagesDelayed: net.delayed,
       ...this.stats,
       writesAcknowledged: count(this.writes, 'ok'),
       readsCompleted: count(this.reads, 'ok'),

@@ -1,6 +1,7 @@
 // The simulator's network: every message sent gets a delivery tick drawn from the seeded
-// generator, and may be dropped, duplicated or held back (reordered) on the way, like etcd's
-// in-memory test network but in logical time. Partitions are a set of blocked directed links, so
+// generator, and may be dropped, duplicated, held back a little (reordered) or held back a long
+// time (the long tail: a vote or an acknowledgement that arrives elections after it was sent) on
+// the way, like etcd's in-memory test network but in logical time. Partitions are a set of blocked directed links, so
 // one type covers symmetric splits, one-way links, an isolated node and a bridge node. A message
 // is checked against the links when it arrives, not when it leaves: a partition that starts while
 // a message is in flight loses it, as a real one would.
@@ -15,17 +16,22 @@ export interface NetworkFaults {
   readonly minimumDelayTicks: number;
   readonly maximumDelayTicks: number;
   readonly reorderDelayTicks: number;
+  /** Chance a message is held back by longDelayTicks more, outliving the round it belongs to. */
+  readonly longDelayProbability: number;
+  readonly longDelayTicks: readonly [minimum: number, maximum: number];
   /** Messages waiting for one destination (a paused node's backlog); more are dropped. */
   readonly maxQueuedMessagesPerNode: number;
 }
 
-export const reliableNetwork = { dropProbability: 0, duplicateProbability: 0, reorderProbability: 0 } as const;
+export const reliableNetwork = { dropProbability: 0, duplicateProbability: 0, reorderProbability: 0, longDelayProbability: 0 } as const;
 
 export interface NetworkStats {
   sent: number;
   delivered: number;
   dropped: number;
   duplicated: number;
+  /** Held back by a long delay. */
+  delayed: number;
   /** Lost to a full destination queue (counted in dropped too). */
   overflowed: number;
 }
@@ -38,7 +44,7 @@ interface InFlight {
 
 export class SimulatedNetwork {
   faults: NetworkFaults;
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, overflowed: 0 };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, delayed: 0, overflowed: 0 };
   private inFlight: InFlight[] = [];
   private readonly queuedPerNode = new Map<NodeId, number>();
   private readonly blockedLinks = new Set<string>();
@@ -59,11 +65,11 @@ export class SimulatedNetwork {
       this.trace(`drop ${describeMessage(message)}`);
       return;
     }
-    this.enqueue(message, tick + this.delayTicks());
+    this.enqueue(message, tick + this.delayTicks(message));
     if (this.random() < this.faults.duplicateProbability) {
       this.stats.duplicated++;
       this.trace(`duplicate ${describeMessage(message)}`);
-      this.enqueue(message, tick + this.delayTicks());
+      this.enqueue(message, tick + this.delayTicks(message));
     }
   }
 
@@ -99,10 +105,16 @@ export class SimulatedNetwork {
     return this.inFlight.length;
   }
 
-  private delayTicks(): number {
-    const { minimumDelayTicks, maximumDelayTicks, reorderProbability, reorderDelayTicks } = this.faults;
+  private delayTicks(message: Message): number {
+    const { minimumDelayTicks, maximumDelayTicks, reorderProbability, reorderDelayTicks, longDelayProbability, longDelayTicks } = this.faults;
     let delay = minimumDelayTicks + Math.floor(this.random() * (maximumDelayTicks - minimumDelayTicks + 1));
     if (this.random() < reorderProbability) delay += 1 + Math.floor(this.random() * reorderDelayTicks);
+    if (longDelayProbability > 0 && this.random() < longDelayProbability) {
+      const [minimum, maximum] = longDelayTicks;
+      delay += minimum + Math.floor(this.random() * (maximum - minimum + 1));
+      this.stats.delayed++;
+      this.trace(`delay ${delay} ticks ${describeMessage(message)}`);
+    }
     return delay;
   }
 

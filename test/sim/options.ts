@@ -1,21 +1,37 @@
-// The knobs of one simulated run. `simulationOptions(seed)` draws the per-run parameters (fault
-// intensities, batching limits, snapshot chunk size, compaction threshold) from the seed itself,
-// so a sweep over seeds also sweeps configurations, and one seed always means one configuration.
+// The knobs of one simulated run. `simulationOptions(seed)` draws the per-run parameters (how hard
+// the run is hit, fault intensities, batching limits, snapshot chunk size, compaction threshold)
+// from the seed itself, so a sweep over seeds also sweeps configurations, and one seed always
+// means one configuration. Some seeds are calm and some brutal on purpose: a bug that needs a long
+// chain of bad luck (a vote that arrives two elections late, a leader that dies the tick after it
+// commits) only shows under brutal schedules, while calm ones exercise the paths where replication
+// actually makes progress (compaction, snapshots, membership changes that commit).
 
 import { seededRandom } from '../../src/raft/random.js';
 
-export const faultKinds = ['drop', 'duplicate', 'reorder', 'partition', 'crash', 'pause', 'membership', 'transfer'] as const;
+export const faultKinds = ['drop', 'duplicate', 'reorder', 'delay', 'partition', 'crash', 'pause', 'storm', 'nemesis', 'membership', 'transfer'] as const;
 export type FaultKind = (typeof faultKinds)[number];
+
+/** How hard a seed hits: every fault probability is multiplied by the intensity's factor. */
+export const intensities = { calm: 0.3, moderate: 1, brutal: 3 } as const;
+export type Intensity = keyof typeof intensities;
 
 /** Probabilities: per message for the network faults, per tick for the others. */
 export interface FaultMix {
   readonly dropProbability: number;
   readonly duplicateProbability: number;
   readonly reorderProbability: number;
+  /** Chance per message that it is held for longDelayTicks: the long tail of a real network. */
+  readonly longDelayProbability: number;
   /** Chance per tick that a partition starts (one at a time). */
   readonly partitionProbability: number;
   readonly crashProbability: number;
   readonly pauseProbability: number;
+  /** Chance per tick that an election storm begins (see SimulationOptions.stormTicks). */
+  readonly stormProbability: number;
+  /** Chance, per leader elected, that it is crashed or cut off within a few ticks. */
+  readonly newLeaderDisruptionProbability: number;
+  /** Chance, per advance of a leader's commit index, that it crashes before telling anyone. */
+  readonly crashAfterCommitProbability: number;
   readonly membershipProbability: number;
   readonly transferProbability: number;
 }
@@ -24,9 +40,13 @@ export const noFaults: FaultMix = {
   dropProbability: 0,
   duplicateProbability: 0,
   reorderProbability: 0,
+  longDelayProbability: 0,
   partitionProbability: 0,
   crashProbability: 0,
   pauseProbability: 0,
+  stormProbability: 0,
+  newLeaderDisruptionProbability: 0,
+  crashAfterCommitProbability: 0,
   membershipProbability: 0,
   transferProbability: 0,
 };
@@ -34,6 +54,8 @@ export const noFaults: FaultMix = {
 export interface SimulationOptions {
   readonly seed: number;
   readonly nodeCount: number;
+  /** Which factor scaled the fault probabilities (for the trace; `faults` already includes it). */
+  readonly intensity: Intensity;
   /** Ticks of faults and client load before everything heals. */
   readonly chaosTicks: number;
   readonly faults: FaultMix;
@@ -50,10 +72,20 @@ export interface SimulationOptions {
   readonly minimumDelayTicks: number;
   readonly maximumDelayTicks: number;
   readonly reorderDelayTicks: number;
+  /** The long tail: one to four election timeouts, so a message can outlive the election it was sent in. */
+  readonly longDelayTicks: readonly [minimum: number, maximum: number];
   readonly maxQueuedMessagesPerNode: number;
   readonly crashDownTicks: readonly [minimum: number, maximum: number];
   readonly pauseTicks: readonly [minimum: number, maximum: number];
   readonly partitionTicks: readonly [minimum: number, maximum: number];
+  /**
+   * An election storm lasts this long. Meanwhile, about once per election timeout, the cluster is
+   * shattered (every link cut) or its leader is cut off, paused or crashed, each briefly: many
+   * nodes time out together, so several candidates run in the same term and votes cross.
+   */
+  readonly stormTicks: readonly [minimum: number, maximum: number];
+  /** A leader picked by the nemesis (newLeaderDisruptionProbability) is hit this many ticks after its election. */
+  readonly newLeaderDisruptionDelayTicks: readonly [minimum: number, maximum: number];
   /** Members (voters and learners) the cluster may grow to by membership changes. */
   readonly maxMembers: number;
   readonly maxMembershipChanges: number;
@@ -87,34 +119,47 @@ export function simulationOptions(seed: number, overrides: Partial<SimulationOpt
   const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
   const nodeCount = overrides.nodeCount ?? (seed % 2 === 0 ? 3 : 5);
   const electionTimeoutTicks = 10;
+  const intensityDraw = random();
+  const intensity: Intensity = intensityDraw < 0.25 ? 'calm' : intensityDraw < 0.6 ? 'moderate' : 'brutal';
+  const faults: FaultMix = {
+    dropProbability: random() * 0.1,
+    duplicateProbability: random() * 0.05,
+    reorderProbability: random() * 0.2,
+    longDelayProbability: random() * 0.02,
+    partitionProbability: 0.004 + random() * 0.01,
+    crashProbability: 0.002 + random() * 0.006,
+    pauseProbability: random() * 0.004,
+    stormProbability: random() * 0.004,
+    newLeaderDisruptionProbability: random() * 0.15,
+    crashAfterCommitProbability: random() * 0.03,
+    membershipProbability: 0.005 + random() * 0.01,
+    transferProbability: random() * 0.004,
+  };
   return {
     seed,
     nodeCount,
+    intensity,
     chaosTicks: 1000,
-    faults: {
-      dropProbability: random() * 0.1,
-      duplicateProbability: random() * 0.05,
-      reorderProbability: random() * 0.2,
-      partitionProbability: 0.004 + random() * 0.01,
-      crashProbability: 0.002 + random() * 0.006,
-      pauseProbability: random() * 0.004,
-      membershipProbability: 0.005 + random() * 0.01,
-      transferProbability: random() * 0.004,
-    },
+    faults: scaleFaults(faults, intensities[intensity]),
     electionTimeoutTicks,
     heartbeatIntervalTicks: between(1, 3),
     maxInflightMessages: between(1, 8),
-    maxMessageBytes: between(64, 1024),
+    // A third of the seeds send one entry per AppendEntries: a follower can then acknowledge an
+    // old leader's entry without the new leader's first entry behind it (Figure 8's situation).
+    maxMessageBytes: random() < 1 / 3 ? 1 : between(64, 1024),
     snapshotChunkBytes: between(64, 512),
     autoPromoteLearners: random() < 0.5,
     compactionThresholdEntries: between(8, 64),
     minimumDelayTicks: 1,
     maximumDelayTicks: between(1, 3),
     reorderDelayTicks: between(2, 40),
+    longDelayTicks: [electionTimeoutTicks, 4 * electionTimeoutTicks],
     maxQueuedMessagesPerNode: 2000,
     crashDownTicks: [5, 60],
     pauseTicks: [5, 40],
     partitionTicks: [10, 120],
+    stormTicks: [10 * electionTimeoutTicks, 30 * electionTimeoutTicks],
+    newLeaderDisruptionDelayTicks: [0, 3],
     maxMembers: nodeCount + 1,
     maxMembershipChanges: 8,
     writeProbability: 0.3,
@@ -140,9 +185,13 @@ export function onlyFaults(faults: FaultMix, kinds: readonly FaultKind[]): Fault
     dropProbability: keep.has('drop') ? faults.dropProbability : 0,
     duplicateProbability: keep.has('duplicate') ? faults.duplicateProbability : 0,
     reorderProbability: keep.has('reorder') ? faults.reorderProbability : 0,
+    longDelayProbability: keep.has('delay') ? faults.longDelayProbability : 0,
     partitionProbability: keep.has('partition') ? faults.partitionProbability : 0,
     crashProbability: keep.has('crash') ? faults.crashProbability : 0,
     pauseProbability: keep.has('pause') ? faults.pauseProbability : 0,
+    stormProbability: keep.has('storm') ? faults.stormProbability : 0,
+    newLeaderDisruptionProbability: keep.has('nemesis') ? faults.newLeaderDisruptionProbability : 0,
+    crashAfterCommitProbability: keep.has('nemesis') ? faults.crashAfterCommitProbability : 0,
     membershipProbability: keep.has('membership') ? faults.membershipProbability : 0,
     transferProbability: keep.has('transfer') ? faults.transferProbability : 0,
   };

@@ -91,8 +91,8 @@ function main(): number {
     [
       `seeds ${seeds.length} (${seeds[0]}..${seeds[seeds.length - 1]}), failed ${failures.length}${failures.length > 0 ? `: ${failures.map((failure) => failure.seed).join(' ')} (totals below are of the others)` : ''}`,
       `simulated ticks ${total('ticks')}, wall time ${seconds.toFixed(1)} s`,
-      `messages sent ${total('messagesSent')}, delivered ${total('messagesDelivered')}, dropped ${total('messagesDropped')}, duplicated ${total('messagesDuplicated')}`,
-      `crashes ${total('crashes')}, pauses ${total('pauses')}, partitions ${total('partitions')}, membership changes ${total('membershipChanges')}, transfers ${total('transfers')}, elections ${total('leaderElections')}`,
+      `messages sent ${total('messagesSent')}, delivered ${total('messagesDelivered')}, dropped ${total('messagesDropped')}, duplicated ${total('messagesDuplicated')}, delayed long ${total('messagesDelayed')}`,
+      `crashes ${total('crashes')}, pauses ${total('pauses')}, partitions ${total('partitions')}, storms ${total('storms')}, leaders hit by the nemesis ${total('leaderDisruptions')}, membership changes ${total('membershipChanges')}, transfers ${total('transfers')}, elections ${total('leaderElections')}`,
       `compactions ${total('compactions')}, snapshots sent ${total('snapshotsSent')} (${total('snapshotChunksSent')} chunks), installed ${total('snapshotsInstalled')}`,
       `writes acknowledged ${total('writesAcknowledged')} (unknown before healing ${total('writesUnknown')}), reads completed ${total('readsCompleted')} (unknown ${total('readsUnknown')})`,
     ].join('\n'),
