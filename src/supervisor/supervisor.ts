@@ -48,6 +48,8 @@ export class Supervisor<Settings> {
   private running = new Map<ActorName, Running>();
   private restarts: number[] = [];
   private stopping = false;
+  /** Bumped by every restart: a start sequence of an older generation gives up. */
+  private generation = 0;
   private exitCode: number | null = null;
   private finished!: (code: number) => void;
   /** Resolves with the process exit code once the node has stopped for good. */
@@ -75,6 +77,7 @@ export class Supervisor<Settings> {
   }
 
   private async startAll(): Promise<void> {
+    const generation = this.generation;
     const channels = {
       raftStore: new MessageChannel(),
       raftGrpc: new MessageChannel(),
@@ -86,10 +89,10 @@ export class Supervisor<Settings> {
       grpc: { raft: channels.raftGrpc.port2, store: channels.storeGrpc.port2 },
     };
     for (const actor of startOrder) {
-      if (this.stopping) return;
+      if (this.stopping || generation !== this.generation) return;
       await this.startWorker(actor, ports[actor]);
     }
-    this.options.logger.info('all actors started');
+    if (generation === this.generation) this.options.logger.info('all actors started');
   }
 
   private startWorker(actor: ActorName, ports: Partial<Record<ActorName, MessagePort>>): Promise<void> {
@@ -132,7 +135,11 @@ export class Supervisor<Settings> {
       worker.on('exit', (code) => {
         clearTimeout(timer);
         if (this.running.get(actor)?.worker === worker) this.running.delete(actor);
-        if (running.expectedExit || this.stopping) return;
+        if (running.expectedExit || this.stopping) {
+          // Stopped on purpose (a restart or a shutdown): whoever waits for its start moves on.
+          resolve();
+          return;
+        }
         if (!started) {
           reject(new Error(`the ${actor} actor exited with code ${code} while starting`));
           return;
@@ -153,6 +160,7 @@ export class Supervisor<Settings> {
       return;
     }
     this.restarts.push(now);
+    this.generation++;
     const backoffMilliseconds = Math.min(30_000, 500 * 2 ** (this.restarts.length - 1));
     this.options.logger.warn({ actor, code, backoffMilliseconds }, `${actor} actor exited with code ${code}; restarting all actors in ${backoffMilliseconds} ms`);
     await this.stopAll(false);
