@@ -28,6 +28,7 @@ async function main(): Promise<void> {
   const raft = new Mailbox<RaftReply, RaftRequest>(context.port('raft'));
   const store = new Mailbox<StoreEvent, never>(context.port('store'));
   let server: GrpcServer | null = null;
+  let leader: string | null = null;
   const backend = new ClusterBackend({
     nodeId: settings.nodeId,
     state: readerStatePort(reader),
@@ -37,7 +38,10 @@ async function main(): Promise<void> {
     chunkSizeBytes,
     maxChunksInFlight: 8,
     maxPendingRequests: 4096,
-    onLeadership: (leader) => server?.setServing(leader !== null),
+    onLeadership: (known) => {
+      leader = known;
+      server?.setServing(known !== null);
+    },
   });
   raft.receive((reply) => backend.handleRaftReply(reply));
   store.receive((event) => backend.handleStoreEvent(event));
@@ -50,12 +54,18 @@ async function main(): Promise<void> {
     return;
   }
   const running = server;
+  // Orphan content chunks (cancelled uploads) are collected by the leader, ten minutes after.
+  const collector = setInterval(() => {
+    backend.collectGarbage(leader === settings.nodeId, 10 * 60_000).catch((error: unknown) => logger.warn(`collecting orphan chunks failed: ${String(error)}`));
+  }, 60_000);
+  collector.unref();
   context.control.receive((request) => {
     switch (request.type) {
       case 'handOver':
         context.control.send({ type: 'handedOver', to: null });
         return;
       case 'stop':
+        clearInterval(collector);
         void running
           .close({ graceMilliseconds: 5000 })
           .then(() => backend.close())

@@ -78,6 +78,8 @@ export class ClusterBackend implements FileBackend {
   private readonly waiting: Deadlines<Outcome>;
   private appliedIndex = 0;
   private appliedWaiters: { index: number; resolve: () => void }[] = [];
+  /** (time, applied index) samples, oldest first, kept for the garbage collection's grace period. */
+  private appliedHistory: { time: number; index: number }[] = [];
 
   constructor(private readonly options: GrpcActorOptions) {
     this.waiting = new Deadlines(options.maxPendingRequests);
@@ -101,6 +103,33 @@ export class ClusterBackend implements FileBackend {
       this.appliedWaiters = this.appliedWaiters.filter((waiter) => waiter.index > event.index);
       for (const waiter of ready) waiter.resolve();
     }
+  }
+
+  /**
+   * Called periodically on every node; acts only on the leader. Content chunks that no file
+   * references (uploads that were cancelled or failed) are dropped once they have been
+   * unreferenced since before the applied index of `graceMilliseconds` ago, so an upload in
+   * progress keeps its chunks. Bounded: at most `maxRounds` collectGarbage entries per call.
+   */
+  async collectGarbage(isLeader: boolean, graceMilliseconds: number, maxRounds = 16): Promise<number> {
+    const now = Date.now();
+    this.appliedHistory.push({ time: now, index: this.appliedIndex });
+    while (this.appliedHistory.length > 1 && (this.appliedHistory[1]?.time ?? now) <= now - graceMilliseconds) this.appliedHistory.shift();
+    const oldest = this.appliedHistory[0];
+    if (!isLeader || oldest === undefined || oldest.time > now - graceMilliseconds || oldest.index === 0) return 0;
+    const context: CallContext = { signal: new AbortController().signal, deadlineUnixMilliseconds: now + this.options.requestTimeoutMilliseconds };
+    let dropped = 0;
+    for (let round = 0; round < maxRounds; round++) {
+      const requestId = this.nextRequestId();
+      const data = this.options.state.encode({ type: 'collectGarbage', beforeIndex: oldest.index }, requestId);
+      const outcome = await this.await(requestId, context, () => this.options.toRaft({ type: 'propose', requestId, data }));
+      if (outcome.kind !== 'result' || !outcome.result.ok) break;
+      const result = outcome.result as { affectedCount?: number; complete?: boolean };
+      dropped += result.affectedCount ?? 0;
+      if (result.complete !== false) break;
+    }
+    if (dropped > 0) this.options.logger.info({ dropped, beforeIndex: oldest.index }, `dropped ${dropped} content chunks no file uses`);
+    return dropped;
   }
 
   /** Fails every waiting call (the node is stopping). */
