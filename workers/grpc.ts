@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   store.receive((event) => backend.handleStoreEvent(event));
   const address = formatAddress({ host: settings.grpcHost, port: settings.grpcPort });
   try {
-    server = await startGrpcServer({ address, backend, logger, maxMessageBytes: settings.maxMessageBytes, serving: false });
+    server = await startGrpcServer({ address, backend, logger, maxMessageBytes: settings.maxMessageBytes, serving: leader !== null });
   } catch (error) {
     await reader.close();
     reportFatal(context, error instanceof Error ? error.message : String(error));

@@ -371,9 +371,12 @@ function unexpected(reply: RaftReply): DfsError {
   return new DfsError('Internal', `unexpected reply ${reply.type} from the Raft actor`);
 }
 
+/** Failures that pass once a leader is known again carry a retry hint; the others do not. */
+const retryableCodes: ReadonlySet<string> = new Set(['NoLeader', 'NotLeader', 'Unavailable']);
+
 function raftFailure(reply: Extract<RaftReply, { type: 'failed' }>): DfsError {
-  const retry = { retryAfterMilliseconds: 200, ...(reply.leader === null ? {} : { leader: reply.leader }) };
-  return new DfsError(reply.code, reply.message, retry);
+  const retry = retryableCodes.has(reply.code) ? { retryAfterMilliseconds: 200 } : {};
+  return new DfsError(reply.code, reply.message, { ...retry, ...(reply.leader === null ? {} : { leader: reply.leader }) });
 }
 
 function toApiStatus(status: NodeStatus): ApiNodeStatus {
@@ -388,7 +391,8 @@ function toApiStatus(status: NodeStatus): ApiNodeStatus {
     members: status.members.map((member) => ({
       id: member.id,
       address: member.address,
-      role: member.id === status.leader ? 'leader' : member.id === status.id ? status.role : 'unknown',
+      // Only the leader knows the others follow it; elsewhere their roles are not known.
+      role: member.id === status.id ? status.role : member.id === status.leader ? 'leader' : status.role === 'leader' ? 'follower' : 'unknown',
       suffrage: member.voter ? 'voter' : 'learner',
       progressKnown: member.matchIndex >= 0,
       matchIndex: Math.max(0, member.matchIndex),

@@ -69,7 +69,7 @@ const raftErrorCodes: Record<RaftErrorCode, DfsErrorCode> = {
   NoLeader: 'NoLeader',
   TransferInProgress: 'Unavailable',
   ConfChangeInProgress: 'FailedPrecondition',
-  InvalidConfChange: 'InvalidArgument',
+  InvalidConfChange: 'FailedPrecondition',
   NotMember: 'InvalidArgument',
 };
 
