@@ -54,6 +54,9 @@ async function main(): Promise<void> {
     return;
   }
   const running = server;
+  // The leader may have become known while the server was starting (the Raft actor's news is
+  // delivered during the await above, when `server` was still null): apply what is known now.
+  running.setServing(leader !== null);
   // Orphan content chunks (cancelled uploads) are collected by the leader, ten minutes after.
   const collector = setInterval(() => {
     backend.collectGarbage(leader === settings.nodeId, 10 * 60_000).catch((error: unknown) => logger.warn(`collecting orphan chunks failed: ${String(error)}`));

@@ -107,7 +107,13 @@ export class RaftActor {
     this.storeAppliedIndex = storage.snapshot().index;
     if (storage.lastIndex() > 0 || storage.snapshot().index > 0) {
       network.setClusterId(storage.clusterId() ?? '');
-      this.startNode();
+      // Before the node may vote, campaign or write: a folder copied from another cluster and
+      // started with this cluster's peers must be refused, not run on as a cluster of its own.
+      void this.checkPeersCluster()
+        .then((sameCluster) => {
+          if (sameCluster && !this.stopped) this.startNode();
+        })
+        .catch((error: unknown) => this.options.onFatal(`checking the peers' cluster failed: ${String(error)}`));
     } else {
       this.formCluster();
     }
@@ -296,6 +302,28 @@ export class RaftActor {
       }
     };
     void attempt().catch((error: unknown) => this.options.onFatal(`forming the cluster failed: ${String(error)}`));
+  }
+
+  /**
+   * Asks each configured peer once (bounded by the transport's discover timeout) which cluster it
+   * belongs to. A peer in another cluster means this data folder is not of the cluster the node
+   * was pointed at: report it as fatal and return false. Silence, or a peer that has not joined
+   * any cluster yet (a whole cluster restarting), is no evidence either way: return true.
+   */
+  private async checkPeersCluster(): Promise<boolean> {
+    const own = this.options.storage.clusterId() ?? '';
+    if (own === '' || this.options.peers.length === 0) return true;
+    const self: FormationSelf = { nodeId: this.options.nodeId, advertise: this.options.advertise, nonce: this.nonce, peers: this.options.peers };
+    const request = discoverRequest(self);
+    const replies = await Promise.all(this.options.peers.map(async (address) => ({ address, reply: await this.options.network.discover(address, request) })));
+    const foreign = replies.find(({ reply }) => reply !== null && reply.clusterId !== '' && reply.clusterId !== own);
+    if (foreign === undefined || foreign.reply === null) return true;
+    this.options.onFatal(
+      `the data folder belongs to cluster ${own} (the Raft log in ${this.options.storage.path()}), but peer ${foreign.reply.nodeId} at ${foreign.address} ` +
+        `belongs to cluster ${foreign.reply.clusterId}: this node's data is from another cluster. Start it with the peers of its own cluster, ` +
+        `or give it an empty data folder to join cluster ${foreign.reply.clusterId} as a new node`,
+    );
+    return false;
   }
 
   /** Repeats the request to be added as a learner until this node sees itself in the configuration. */

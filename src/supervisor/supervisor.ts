@@ -42,6 +42,8 @@ interface Running {
   readonly worker: Worker;
   readonly control: Mailbox<ControlReport, ControlRequest>;
   expectedExit: boolean;
+  /** It reported `fatal`: it no longer answers `stop`, so stopping it is terminating it. */
+  fatal: boolean;
 }
 
 export class Supervisor<Settings> {
@@ -102,7 +104,7 @@ export class Supervisor<Settings> {
       transferList: Object.values(ports),
     });
     const control = new Mailbox<ControlReport, ControlRequest>(worker);
-    const running: Running = { worker, control, expectedExit: false };
+    const running: Running = { worker, control, expectedExit: false, fatal: false };
     this.running.set(actor, running);
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -120,6 +122,7 @@ export class Supervisor<Settings> {
           case 'fatal':
             clearTimeout(timer);
             running.expectedExit = true;
+            running.fatal = true;
             if (!started) reject(new Error(report.message));
             else void this.fail(report.message);
             return;
@@ -190,9 +193,13 @@ export class Supervisor<Settings> {
 
   private async stopWorker(actor: ActorName, running: Running): Promise<void> {
     running.expectedExit = true;
-    running.control.send({ type: 'stop' });
-    const stopped = await this.waitFor(running, 'stopped', 10_000);
-    if (!stopped) this.options.logger.warn({ actor }, `${actor} actor did not stop in time; terminating it`);
+    // A worker that reported `fatal` has given up (its composition root returned without wiring
+    // `stop`); waiting for its `stopped` would only delay the exit by the whole timeout.
+    if (!running.fatal) {
+      running.control.send({ type: 'stop' });
+      const stopped = await this.waitFor(running, 'stopped', 10_000);
+      if (!stopped) this.options.logger.warn({ actor }, `${actor} actor did not stop in time; terminating it`);
+    }
     await running.worker.terminate();
     this.running.delete(actor);
   }

@@ -13,6 +13,20 @@ import { DfsClient, type ClusterStatus } from '../../src/client/client.js';
 const distFolder = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const dfsMain = join(distFolder, 'src', 'supervisor', 'main.js');
 
+/**
+ * The environment a `dfs` process starts with: the test's own, without what the test runner adds
+ * (tap preloads its process-info hooks through NODE_OPTIONS into every child, which would run
+ * inside the node and change its memory and start-up), plus a fast Raft clock.
+ */
+export function nodeEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const environment: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name === 'NODE_OPTIONS' || name.startsWith('TAP') || name.startsWith('_TAPJS_')) continue;
+    environment[name] = value;
+  }
+  return { ...environment, DFS_TICK_MILLISECONDS: '50', ...extra };
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -80,7 +94,7 @@ export class TestNode {
     const child = spawn(
       process.execPath,
       [dfsMain, '-id', this.spec.id, '-raft', this.raftAddress, '-grpc', this.grpcAddress, '-http', `127.0.0.1:${this.spec.httpPort}`, '-data', this.spec.dataFolder, '-no-fuse', ...this.spec.args],
-      { cwd: this.folder, env: { ...process.env, DFS_TICK_MILLISECONDS: '50', ...this.spec.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: this.folder, env: nodeEnvironment(this.spec.env), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(this.log, { end: false });
     child.stderr?.pipe(this.log, { end: false });
@@ -225,7 +239,7 @@ export class TestCluster {
 
 /** Runs `dfs` with exactly `args` (no defaults added) until it exits; kills it after the timeout. */
 export async function runDfs(args: readonly string[], options: { cwd: string; env?: Record<string, string>; timeoutMilliseconds?: number }): Promise<{ code: number | null; output: string; timedOut: boolean }> {
-  const child = spawn(process.execPath, [dfsMain, ...args], { cwd: options.cwd, env: { ...process.env, DFS_TICK_MILLISECONDS: '50', ...(options.env ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [dfsMain, ...args], { cwd: options.cwd, env: nodeEnvironment(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -239,15 +253,26 @@ export async function runDfs(args: readonly string[], options: { cwd: string; en
   return { code, output, timedOut };
 }
 
-/** Resident and peak resident memory of a process, in bytes, from /proc/<pid>/status. */
-export function processMemory(pid: number): { residentBytes: number; peakResidentBytes: number } {
+export interface ProcessMemory {
+  /** VmRSS: everything resident, including file pages mapped in (LMDB maps its data files). */
+  readonly residentBytes: number;
+  /** VmHWM: the peak of VmRSS since the process started. */
+  readonly peakResidentBytes: number;
+  /** RssAnon: the process's own memory (heaps, buffers), without mapped file pages. */
+  readonly anonymousBytes: number;
+  /** RssFile: file pages mapped in (page cache the kernel can reclaim). */
+  readonly fileBytes: number;
+}
+
+/** A process's memory, in bytes, from /proc/<pid>/status. */
+export function processMemory(pid: number): ProcessMemory {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number => {
     const match = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(text);
     if (match === null) throw new Error(`no ${name} in /proc/${pid}/status`);
     return Number(match[1]) * 1024;
   };
-  return { residentBytes: field('VmRSS'), peakResidentBytes: field('VmHWM') };
+  return { residentBytes: field('VmRSS'), peakResidentBytes: field('VmHWM'), anonymousBytes: field('RssAnon'), fileBytes: field('RssFile') };
 }
 
 /** A small seeded generator (xorshift32): the same seed gives the same bytes on every run. */
