@@ -530,10 +530,12 @@ export class RaftNode {
     this.electionElapsedTicks = 0;
     for (const id of members(this.config())) this.addProgress(id);
     this.progress.get(this.id)?.maybeUpdate(this.log.stableLastIndex(), this.nowTicks);
-    // Entries of earlier terms may hide a configuration change: none may start until they commit.
-    this.pendingConfIndex = this.log.lastIndex();
     // §8: a no-op entry of the new term lets the leader learn which entries are committed.
     this.appendOwn({ kind: 'normal', data: new Uint8Array(0) });
+    // No membership change until an entry of this term commits (the dissertation's errata for
+    // single-server changes): two changes from one configuration, made by leaders of different
+    // terms, could otherwise have majorities that do not overlap and lose a committed entry.
+    this.pendingConfIndex = this.log.lastIndex();
   }
 
   private addProgress(id: NodeId): void {

@@ -1,8 +1,9 @@
 // Tests of the simulator's checkers themselves: a checker that accepts everything would make every
-// sweep pass. Method: each subtest hand-builds one bad situation (two leaders in a term, logs that
-// share an entry but not its prefix, a leader missing a committed entry, a replica that applied
-// something else, a stale or backwards read, ...) and expects the checker to reject it with the
-// right property, next to a good situation of the same shape that it must accept.
+// sweep pass. Method: each subtest hand-builds one bad situation (two leaders in a term, a leader
+// without a majority of votes of its term, logs that share an entry but not its prefix, a leader
+// missing a committed entry, a leader committing an older term's entry by counting, a replica that
+// applied something else, a stale or backwards read, ...) and expects the checker to reject it with
+// the right property, next to a good situation of the same shape that it must accept.
 
 import t, { type Test } from 'tap';
 
@@ -54,12 +55,54 @@ function rejects(t: Test, property: string, run: () => void): void {
   t.throws(run, { name: 'SafetyViolation', property }, `rejected as ${property}`);
 }
 
+/** Each of `voters` persists a vote for `candidate` in `term`, as the driver reports hard states. */
+function vote(checker: SafetyChecker, candidate: NodeId, term: number, voters: readonly NodeId[]): void {
+  for (const voter of voters) checker.onHardState(voter, { term: term - 1, vote: null, commit: 1 }, { term, vote: candidate, commit: 1 });
+}
+
+/** Votes for `leader` by itself and the next node of n1..n3: a majority of the bootstrap voters. */
+function elect(checker: SafetyChecker, leader: NodeId, term: number): void {
+  vote(checker, leader, term, [leader, leader === 'n1' ? 'n2' : 'n1']);
+}
+
 t.test('election safety: two leaders of one term are rejected, across the whole run', (t) => {
   const checker = new SafetyChecker();
+  elect(checker, 'n1', 2);
   checker.onLeader('n1', 2, log([]));
   t.doesNotThrow(() => checker.onLeader('n1', 2, log([])), 'the same leader seen twice is fine');
+  elect(checker, 'n2', 3);
   t.doesNotThrow(() => checker.onLeader('n2', 3, log([])), 'another leader of a later term is fine');
+  vote(checker, 'n3', 2, ['n3']);
   rejects(t, 'election safety', () => checker.onLeader('n3', 2, log([])));
+  t.end();
+});
+
+t.test('election safety: a leader needs votes of a majority of its configuration, persisted in its own term', (t) => {
+  const checker = new SafetyChecker();
+  vote(checker, 'n1', 2, ['n1', 'n2']);
+  t.doesNotThrow(() => checker.onLeader('n1', 2, log([])), 'two votes of three in the term are enough');
+  // n2's vote for n3 in term 3 is the one a delayed response from an earlier election would carry.
+  vote(checker, 'n3', 3, ['n3', 'n2']);
+  vote(checker, 'n3', 4, ['n3']);
+  vote(checker, 'n1', 4, ['n2']);
+  rejects(t, 'election safety', () => checker.onLeader('n3', 4, log([])));
+  // The configuration is the latest one in the leader's log: five voters need three votes.
+  const fiveVoters = { voters: ['n1', 'n2', 'n3', 'n4', 'n5'], learners: [] };
+  const grown: Entry = { index: 2, term: 5, kind: 'config', change: { type: 'promote', nodeId: 'n5' }, config: fiveVoters };
+  vote(checker, 'n1', 5, ['n1', 'n2']);
+  rejects(t, 'election safety', () => checker.onLeader('n1', 5, log([grown])));
+  vote(checker, 'n1', 6, ['n1', 'n2', 'n4']);
+  t.doesNotThrow(() => checker.onLeader('n1', 6, log([grown])), 'three votes of five are enough');
+  t.end();
+});
+
+t.test('commit rule: a leader commits by counting only an entry of its own term (§5.4.2)', (t) => {
+  const checker = new SafetyChecker();
+  const noOp: Entry = { index: 3, term: 4, kind: 'normal', data: new Uint8Array(0) };
+  const storage = log([put(2, 2, 'a'), noOp, put(4, 4, 'b')]);
+  t.doesNotThrow(() => checker.onLeaderCommit('n1', 4, 1, 3, storage), 'committing its own entry (and entry 2 with it) is fine');
+  t.doesNotThrow(() => checker.onLeaderCommit('n1', 4, 3, 4, storage));
+  rejects(t, 'commit rule', () => checker.onLeaderCommit('n1', 4, 1, 2, storage));
   t.end();
 });
 
@@ -100,6 +143,7 @@ t.test('no committed entry lost: overwriting an entry at or below the node\'s co
 t.test('leader completeness: a leader missing a committed entry, or holding another one there, is rejected', (t) => {
   const checker = new SafetyChecker();
   applyAll(checker, 'n1', [bootstrapEntry(), put(2, 1, 'a'), put(3, 2, 'b')]);
+  for (const [leader, term] of [['n2', 3], ['n3', 4], ['n1', 5], ['n3', 6], ['n3', 9]] as const) elect(checker, leader, term);
   t.doesNotThrow(() => checker.onLeader('n2', 3, log([put(2, 1, 'a'), put(3, 2, 'b'), put(4, 3, 'c')])), 'a complete leader is fine');
   rejects(t, 'leader completeness', () => checker.onLeader('n3', 4, log([put(2, 1, 'a')])));
   rejects(t, 'leader completeness', () => checker.onLeader('n1', 5, log([put(2, 1, 'a'), put(3, 4, 'x')])));

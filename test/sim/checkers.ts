@@ -8,6 +8,11 @@
 //    leader created each (index, term) once on top of a fixed prefix, so a second, different
 //    identity is a violation; by induction this is the paper's "identical in all preceding entries".
 //  - "Committed" means applied by some state machine (a subset of what is committed, so sound).
+//  - Two rules are checked at the moment a leader acts on them, not only through their far
+//    consequences, because those consequences need a long chain of bad luck to show: a leader
+//    must hold the votes of a majority of its configuration for its term (the persisted votes say
+//    who voted for whom), and a leader moves its commit index only to an entry of its own term.
+//    Both are visible from outside the core: hard states, Ready roles and stored logs.
 //  - Reads are checked against the order the log gives the writes (see checkHistory).
 
 import type { LogStorage } from '../../src/raft/storage.js';
@@ -70,6 +75,22 @@ export class LogMatchingTable {
   }
 }
 
+/** The configuration in force for the owner of `log`: its latest configuration entry, else its snapshot's. */
+function latestConfig(log: LogStorage): { readonly voters: readonly NodeId[] } {
+  const first = log.firstIndex();
+  const last = log.lastIndex();
+  let config = log.snapshot().config;
+  if (last >= first) {
+    for (const entry of log.entries(first, last + 1, Number.MAX_SAFE_INTEGER)) if (entry.kind === 'config') config = entry.config;
+  }
+  return config;
+}
+
+function describeVotes(votes: ReadonlyMap<NodeId, NodeId> | undefined): string {
+  if (votes === undefined || votes.size === 0) return 'none';
+  return [...votes].map(([voter, candidate]) => `${voter}→${candidate}`).join(' ');
+}
+
 /** Log matching between the logs the nodes hold now. */
 export function checkStoredLogs(logs: ReadonlyMap<NodeId, LogStorage>): void {
   const table = new LogMatchingTable();
@@ -79,6 +100,8 @@ export function checkStoredLogs(logs: ReadonlyMap<NodeId, LogStorage>): void {
 export class SafetyChecker {
   /** term → the one node that led it, over the whole run. */
   private readonly leaders = new Map<number, NodeId>();
+  /** term → voter → the candidate it voted for in that term, from the hard states persisted. */
+  private readonly votes = new Map<number, Map<NodeId, NodeId>>();
   /** index → the entry the first state machine applied there. */
   private readonly committed = new Map<number, CommittedEntry>();
   private highestCommittedIndex = 0;
@@ -88,8 +111,11 @@ export class SafetyChecker {
 
   /**
    * Election safety (§5.2) and leader completeness (§5.4), checked when `nodeId` is first seen
-   * leading `term`: its log must hold every entry known to be committed in an earlier term. (A
-   * candidate may win late, on delayed votes, after later terms committed entries it lacks.)
+   * leading `term`. It must be the only leader of the term, and a majority of the voters of its
+   * configuration (the latest one in its log, as §4.1 has servers use) must have persisted a vote
+   * for it in this very term: a vote granted in an earlier term counts for nothing. Its log must
+   * hold every entry known to be committed in an earlier term. (A candidate may win late, on
+   * delayed votes, after later terms committed entries it lacks.)
    */
   onLeader(nodeId: NodeId, term: number, log: LogStorage): void {
     const earlier = this.leaders.get(term);
@@ -98,6 +124,15 @@ export class SafetyChecker {
       throw new SafetyViolation('election safety', `${nodeId} and ${earlier} are both leaders of term ${term}`);
     }
     this.leaders.set(term, nodeId);
+    const voters = latestConfig(log).voters;
+    const votesOfTerm = this.votes.get(term);
+    const votedFor = voters.filter((voter) => votesOfTerm?.get(voter) === nodeId);
+    if (votedFor.length < Math.floor(voters.length / 2) + 1) {
+      throw new SafetyViolation(
+        'election safety',
+        `${nodeId} leads term ${term} with the votes of ${votedFor.join(',') || 'nobody'} only, not of a majority of ${voters.join(',')} (votes persisted in term ${term}: ${describeVotes(votesOfTerm)})`,
+      );
+    }
     const snapshot = log.snapshot();
     for (let index = Math.max(snapshot.index, 1); index <= this.highestCommittedIndex; index++) {
       const committed = this.committed.get(index);
@@ -143,7 +178,10 @@ export class SafetyChecker {
     }
   }
 
-  /** A node's persistent state only moves forward: term, the one vote of a term, commit index. */
+  /**
+   * A node's persistent state only moves forward: term, the one vote of a term, commit index.
+   * Records the vote, for the majority check of onLeader.
+   */
   onHardState(nodeId: NodeId, previous: HardState, next: HardState): void {
     if (next.term < previous.term) {
       throw new SafetyViolation('persistent state', `${nodeId} term went back from ${previous.term} to ${next.term}`);
@@ -153,6 +191,26 @@ export class SafetyChecker {
     }
     if (next.commit < previous.commit) {
       throw new SafetyViolation('persistent state', `${nodeId} commit index went back from ${previous.commit} to ${next.commit}`);
+    }
+    if (next.vote !== null) {
+      let votesOfTerm = this.votes.get(next.term);
+      if (votesOfTerm === undefined) this.votes.set(next.term, (votesOfTerm = new Map()));
+      votesOfTerm.set(nodeId, next.vote);
+    }
+  }
+
+  /**
+   * §5.4.2: "Raft never commits log entries from previous terms by counting replicas": a leader
+   * of `term` that moves its commit index to `commitIndex` (already appended to `log`) may do so
+   * only for an entry of its own term. Earlier entries become committed with it, indirectly.
+   */
+  onLeaderCommit(nodeId: NodeId, term: number, previousCommitIndex: number, commitIndex: number, log: LogStorage): void {
+    const entryTerm = log.term(commitIndex);
+    if (entryTerm !== term) {
+      throw new SafetyViolation(
+        'commit rule',
+        `${nodeId}, leader of term ${term}, moved its commit index from ${previousCommitIndex} to ${commitIndex}, an entry of term ${String(entryTerm)}: only an entry of the leader's own term is committed by counting replicas`,
+      );
     }
   }
 

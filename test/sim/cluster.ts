@@ -4,12 +4,11 @@
 // (persist, send, install, apply, serve reads, advance). Around them: a faulty network
 // (network.ts), partitions, crash-and-restart (the core and the state machine are discarded, the
 // storage is kept), paused nodes, membership changes, leadership transfers, log compaction,
-// election storms and a nemesis that goes after leaders (crashing or cutting off a leader just
-// after it is elected, or just after its commit index advances), and clients that write and read
-// linearizably while all of it happens. The SafetyChecker sees every
-// append, hard state, application and leadership as it happens; `finish()` heals everything and
-// checks liveness and the end state. Every event goes to a trace; the same seed gives the same
-// trace, byte for byte.
+// election storms, a nemesis that goes after leaders (crashing or cutting off a leader just after
+// it is elected, or just after its commit index advances), and clients that write and read
+// linearizably while all of it happens. The SafetyChecker sees every append, hard state,
+// application and leadership as it happens; `finish()` heals everything and checks liveness and
+// the end state. Every event goes to a trace; the same seed gives the same trace, byte for byte.
 
 import { MemoryStorage } from '../../src/raft/memory-storage.js';
 import { RaftNode } from '../../src/raft/node.js';
@@ -145,15 +144,13 @@ export class SimulatedCluster {
   private committedConfig: ConfState = { voters: [], learners: [] };
   private committedConfigIndex = 0;
   private partition: Partition | null = null;
-  /**
-   * Nodes that crash at the end of this tick, with the ticks they stay down (0: they restart at
-   * once). Crashing at the end of the tick, not in the middle of a Ready, keeps the driver honest:
-   * everything the node sent was persisted first.
-   */
-  private readonly crashesAtEndOfStep = new Map<NodeId, number>();
+  /** Nodes that crash and restart at the end of this tick (see send). */
+  private readonly quickRestarts = new Set<NodeId>();
   /** Non-null during an election storm: the tick it ends. */
   private stormEndTick: number | null = null;
-  private readonly leaderDisruptions: LeaderDisruption[] = [];
+  private leaderDisruptions: LeaderDisruption[] = [];
+  /** Per node, the latest term in which it advanced its commit index as leader. */
+  private readonly lastLeaderCommitTerm = new Map<NodeId, number>();
   /** False once finish() began: no more random faults or new client operations. */
   private chaos = true;
   /** Position in the one global order of client events. */
@@ -162,6 +159,13 @@ export class SimulatedCluster {
   private readonly writesById = new Map<string, WriteOperation>();
   private readonly reads: ReadOperation[] = [];
   private readonly pendingWrites = new Map<string, WriteOperation>();
+  /**
+   * After healing: the writes whose outcome was unknown, waiting for their retry. They go out
+   * maxPendingOperations at a time, like any client's: all at once, each retried every
+   * attemptTimeoutTicks while the log is slow to drain (one entry per message), they would append
+   * copies faster than replication takes them away.
+   */
+  private readonly writesToRetry: WriteOperation[] = [];
   private readonly pendingReads = new Map<string, ReadOperation>();
   private readonly readsByRequest = new Map<string, ReadOperation>();
   private readonly stats = {
@@ -231,12 +235,11 @@ export class SimulatedCluster {
     this.expireOperations();
     this.updateLifecycles();
     for (const node of this.activeNodes()) this.observeLeadership(node);
-    for (const [id, downTicks] of this.crashesAtEndOfStep) {
-      if (!this.crash(id)) continue;
-      if (downTicks === 0) this.restart(id);
-      else this.node(id).restartTick = this.tick + downTicks;
+    for (const id of this.quickRestarts) {
+      this.crash(id);
+      this.restart(id);
     }
-    this.crashesAtEndOfStep.clear();
+    this.quickRestarts.clear();
   }
 
   runTicks(ticks: number): void {
@@ -260,7 +263,7 @@ export class SimulatedCluster {
     for (let round = 0; raft.hasReady(); round++) {
       if (round === maxReadyRoundsPerInput) throw new Error(`${node.id} still has a Ready after ${round} rounds`);
       const ready = raft.ready();
-      this.persist(node, ready);
+      if (this.persist(node, ready)) return;
       for (const message of ready.messages) this.send(message);
       if (ready.snapshotChunk?.done === true) this.installSnapshot(node);
       for (const entry of ready.committedEntries) this.apply(node, entry);
@@ -274,7 +277,8 @@ export class SimulatedCluster {
     }
   }
 
-  private persist(node: SimulatedNode, ready: Ready): void {
+  /** Writes a Ready to the node's disk; true when the node crashed right after (see maybeCrashAfterCommit). */
+  private persist(node: SimulatedNode, ready: Ready): boolean {
     const { storage } = node;
     const chunk = ready.snapshotChunk;
     if (chunk !== null) {
@@ -293,29 +297,41 @@ export class SimulatedCluster {
       const previous = storage.hardState();
       this.checker.onHardState(node.id, previous, ready.hardState);
       storage.setHardState(ready.hardState);
-      if (commit > previous.commit && node.raft?.status().role === 'leader') this.maybeCrashAfterCommit(node, commit);
+      // A commit index can move within a term on a leader only by counting replicas (a leader
+      // that has just won has committed nothing yet in its term).
+      if (commit > previous.commit && term === previous.term && node.raft?.status().role === 'leader') {
+        this.checker.onLeaderCommit(node.id, term, previous.commit, commit, storage);
+        return this.maybeCrashAfterCommit(node, term, commit);
+      }
     }
+    return false;
   }
 
   /**
-   * The nemesis: a leader that dies right after its commit index moved, before its followers hear
-   * of it, leaves the next leader to prove that what it committed survives (§5.4.2, Figure 8).
+   * The nemesis: a leader whose commit index just moved may die right there, after persisting and
+   * before this Ready's messages leave, so nobody hears of the commit but its own disk. The next
+   * leader must then hold what it committed anyway (§5.4.2, Figure 8), and the old leader, when it
+   * restarts and applies up to its persisted commit index, must agree with whatever came since.
    */
-  private maybeCrashAfterCommit(node: SimulatedNode, commitIndex: number): void {
-    if (!this.chaos || !(this.random() < this.options.faults.crashAfterCommitProbability) || !this.canTakeDown()) return;
+  private maybeCrashAfterCommit(node: SimulatedNode, term: number, commitIndex: number): boolean {
+    const first = this.lastLeaderCommitTerm.get(node.id) !== term;
+    this.lastLeaderCommitTerm.set(node.id, term);
+    const { crashAfterCommitProbability, crashAfterFirstCommitProbability } = this.options.faults;
+    const probability = first ? crashAfterFirstCommitProbability : crashAfterCommitProbability;
+    if (!this.chaos || !(this.random() < probability) || !this.canTakeDown()) return false;
     const downTicks = this.between(this.options.crashDownTicks);
-    this.crashesAtEndOfStep.set(node.id, downTicks);
     this.stats.leaderDisruptions++;
-    this.record(`nemesis: ${node.id} crashes for ${downTicks} ticks right after committing up to ${commitIndex}`);
+    this.record(`nemesis: ${node.id} crashes for ${downTicks} ticks right after persisting its ${first ? 'first ' : ''}commit index ${commitIndex} of term ${term}, before sending`);
+    this.crash(node.id);
+    node.restartTick = this.tick + downTicks;
+    return true;
   }
 
   private send(message: Message): void {
     // A node that granted a vote or acknowledged entries promised they are durable: restarting it
     // right away tests that promise (a vote forgotten on restart can elect two leaders in a term).
     const promise = message.type === 'requestVoteResponse' && message.granted ? 10 : message.type === 'appendEntriesResponse' && message.success ? 0.25 : 0;
-    if (this.chaos && promise > 0 && this.random() < promise * this.options.faults.crashProbability && !this.crashesAtEndOfStep.has(message.from)) {
-      this.crashesAtEndOfStep.set(message.from, 0);
-    }
+    if (this.chaos && promise > 0 && this.random() < promise * this.options.faults.crashProbability) this.quickRestarts.add(message.from);
     if (message.type === 'installSnapshot') {
       this.stats.snapshotChunksSent++;
       if (message.offset === 0) this.stats.snapshotsSent++;
@@ -616,10 +632,10 @@ export class SimulatedCluster {
     this.runLeaderDisruptions();
   }
 
-  /** Whether one more member may go down (crash or pause): fewer than a majority of the voters are down already. */
+  /** Whether one more member may go down (crash or pause): at most a minority of the voters is down already. */
   private canTakeDown(): boolean {
     const members = this.memberIds().map((id) => this.node(id));
-    const down = members.filter((node) => node.raft === null || node.resumeTick !== null || this.crashesAtEndOfStep.has(node.id)).length;
+    const down = members.filter((node) => node.raft === null || node.resumeTick !== null).length;
     return down < Math.floor((this.committedConfig.voters.length - 1) / 2) + 1;
   }
 
@@ -631,7 +647,7 @@ export class SimulatedCluster {
   }
 
   /**
-   * Election storms: for a while, about once per election timeout, leadership is knocked out
+   * Election storms: for a while, about every other election timeout, leadership is knocked out
    * briefly, most often by cutting every link at once. Everybody's timer then runs out at nearly
    * the same time, so several pre-candidates pass pre-vote together and become candidates of one
    * term, split the votes, and try again: many elections, with vote requests and responses of
@@ -650,26 +666,23 @@ export class SimulatedCluster {
       this.record('storm ends');
       return;
     }
-    if (!(this.random() < 1 / electionTimeoutTicks)) return;
-    const duration = this.between([Math.ceil(electionTimeoutTicks / 2), 2 * electionTimeoutTicks]);
+    if (!(this.random() < 1 / (2 * electionTimeoutTicks))) return;
+    const duration = this.between([Math.ceil(electionTimeoutTicks / 2), Math.ceil(1.5 * electionTimeoutTicks)]);
     const leader = this.leader();
-    const blast = leader === null ? 'shatter' : (this.pick(['shatter', 'shatter', 'isolate leader', 'pause leader', 'crash leader'] as const) ?? 'shatter');
-    if (blast === 'shatter' || leader === null) this.shatter(duration);
-    else if (blast === 'isolate leader') this.isolate(leader, duration);
-    else if (!this.canTakeDown()) this.isolate(leader, duration);
-    else if (blast === 'pause leader') this.pause(leader, duration);
-    else {
-      this.crash(leader);
-      this.node(leader).restartTick = this.tick + duration;
-    }
+    const blast = this.pick(['shatter', 'shatter', 'isolate leader', 'pause leader', 'crash leader'] as const) ?? 'shatter';
+    if (leader === null || blast === 'shatter') return this.shatter(duration);
+    // Pausing or crashing takes a node down: only within the budget of every crash (canTakeDown).
+    if (blast === 'isolate leader' || !this.canTakeDown()) return this.isolate(leader, duration);
+    if (blast === 'pause leader') return this.pause(leader, duration);
+    this.crash(leader);
+    this.node(leader).restartTick = this.tick + duration;
   }
 
   /** The nemesis's appointments that are due: each leader still leading its term is crashed or cut off. */
   private runLeaderDisruptions(): void {
-    if (this.leaderDisruptions.length === 0) return;
     const due = this.leaderDisruptions.filter((disruption) => disruption.tick <= this.tick);
     if (due.length === 0) return;
-    this.leaderDisruptions.splice(0, this.leaderDisruptions.length, ...this.leaderDisruptions.filter((disruption) => disruption.tick > this.tick));
+    this.leaderDisruptions = this.leaderDisruptions.filter((disruption) => disruption.tick > this.tick);
     for (const { leader, term } of due) {
       const status = this.nodeStatus(leader);
       if (status === null || status.role !== 'leader' || status.term !== term || this.node(leader).resumeTick !== null) continue;
@@ -846,8 +859,18 @@ export class SimulatedCluster {
     for (const requestId of operation.requests.keys()) this.readsByRequest.delete(requestId);
   }
 
-  /** Retries an operation whose attempt timed out; gives up (outcome unknown) after maxAttempts, except while healing. */
+  /**
+   * Lets queued retries (writesToRetry) start, then retries every operation whose attempt timed
+   * out; gives up (outcome unknown) after maxAttempts, except while healing.
+   */
   private expireOperations(): void {
+    while (this.writesToRetry.length > 0 && this.pendingWrites.size < this.options.maxPendingOperations) {
+      const operation = this.writesToRetry.shift();
+      if (operation === undefined) break;
+      this.record(`client ${operation.writeId} retries after healing`);
+      operation.deadlineTick = this.tick;
+      this.pendingWrites.set(operation.writeId, operation);
+    }
     for (const operation of [...this.pendingWrites.values()]) {
       if (operation.deadlineTick > this.tick) continue;
       if (this.chaos && operation.attempts >= this.options.maxAttempts) {
@@ -890,7 +913,7 @@ export class SimulatedCluster {
   finish(): void {
     this.chaos = false;
     this.stormEndTick = null;
-    this.leaderDisruptions.length = 0;
+    this.leaderDisruptions = [];
     this.healPartition();
     this.network.faults = { ...this.network.faults, ...reliableNetwork };
     for (const node of this.nodes.values()) {
@@ -902,12 +925,10 @@ export class SimulatedCluster {
     this.runUntil(() => this.leader() !== null, this.options.electionBoundTicks, 'electing a leader after healing');
     this.record(`${this.leader() ?? ''} leads ${this.tick - healTick} ticks after healing`);
     for (const operation of this.writes) {
-      if (operation.outcome === 'ok') continue;
-      if (operation.outcome === 'unknown') this.record(`client ${operation.writeId} retries after healing`);
+      if (operation.outcome !== 'unknown') continue;
       operation.outcome = 'pending';
       operation.completeTime = null;
-      operation.deadlineTick = this.tick;
-      this.pendingWrites.set(operation.writeId, operation);
+      this.writesToRetry.push(operation);
     }
     this.runUntil(() => this.converged(), this.options.convergenceBoundTicks, 'committing every retried write and bringing every member up to date');
     this.checkEndState();
@@ -915,7 +936,7 @@ export class SimulatedCluster {
 
   /** Every write acknowledged, no read pending, and every member has applied everything the leader holds. */
   private converged(): boolean {
-    if (this.pendingWrites.size > 0 || this.pendingReads.size > 0) return false;
+    if (this.writesToRetry.length > 0 || this.pendingWrites.size > 0 || this.pendingReads.size > 0) return false;
     const leaderId = this.leader();
     if (leaderId === null) return false;
     const status = this.raftOf(this.node(leaderId)).status();

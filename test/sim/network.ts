@@ -1,10 +1,10 @@
 // The simulator's network: every message sent gets a delivery tick drawn from the seeded
 // generator, and may be dropped, duplicated, held back a little (reordered) or held back a long
 // time (the long tail: a vote or an acknowledgement that arrives elections after it was sent) on
-// the way, like etcd's in-memory test network but in logical time. Partitions are a set of blocked directed links, so
-// one type covers symmetric splits, one-way links, an isolated node and a bridge node. A message
-// is checked against the links when it arrives, not when it leaves: a partition that starts while
-// a message is in flight loses it, as a real one would.
+// the way, like etcd's in-memory test network but in logical time. Partitions are a set of
+// blocked directed links, so one type covers symmetric splits, one-way links, an isolated node and
+// a bridge node. A message is checked against the links when it arrives, not when it leaves: a
+// partition that starts while a message is in flight loses it, as a real one would.
 
 import type { Message, NodeId } from '../../src/raft/types.js';
 

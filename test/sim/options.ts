@@ -11,8 +11,18 @@ import { seededRandom } from '../../src/raft/random.js';
 export const faultKinds = ['drop', 'duplicate', 'reorder', 'delay', 'partition', 'crash', 'pause', 'storm', 'nemesis', 'membership', 'transfer'] as const;
 export type FaultKind = (typeof faultKinds)[number];
 
-/** How hard a seed hits: every fault probability is multiplied by the intensity's factor. */
-export const intensities = { calm: 0.3, moderate: 1, brutal: 3 } as const;
+/**
+ * How hard a seed hits, as factors on the fault probabilities drawn for it: `network` scales
+ * drops, duplicates, reordering and long delays; `partitions` the partitions and storms; `leaders`
+ * crashes, pauses, the nemesis and leadership transfers. A brutal seed goes after leaders above
+ * all: blocking everything would only stop the cluster, while killing leaders makes elections, and
+ * elections (with the commits between them) are where Raft's safety is decided.
+ */
+export const intensities = {
+  calm: { network: 0.3, partitions: 0.3, leaders: 0.3 },
+  moderate: { network: 1, partitions: 1, leaders: 1 },
+  brutal: { network: 1.5, partitions: 1, leaders: 3 },
+} as const;
 export type Intensity = keyof typeof intensities;
 
 /** Probabilities: per message for the network faults, per tick for the others. */
@@ -32,6 +42,8 @@ export interface FaultMix {
   readonly newLeaderDisruptionProbability: number;
   /** Chance, per advance of a leader's commit index, that it crashes before telling anyone. */
   readonly crashAfterCommitProbability: number;
+  /** The same for the first advance in a leader's term: the one that commits what earlier leaders left behind. */
+  readonly crashAfterFirstCommitProbability: number;
   readonly membershipProbability: number;
   readonly transferProbability: number;
 }
@@ -47,6 +59,7 @@ export const noFaults: FaultMix = {
   stormProbability: 0,
   newLeaderDisruptionProbability: 0,
   crashAfterCommitProbability: 0,
+  crashAfterFirstCommitProbability: 0,
   membershipProbability: 0,
   transferProbability: 0,
 };
@@ -54,7 +67,7 @@ export const noFaults: FaultMix = {
 export interface SimulationOptions {
   readonly seed: number;
   readonly nodeCount: number;
-  /** Which factor scaled the fault probabilities (for the trace; `faults` already includes it). */
+  /** How hard the run is hit: the factors (intensities) that scaled the fault probabilities drawn. */
   readonly intensity: Intensity;
   /** Ticks of faults and client load before everything heals. */
   readonly chaosTicks: number;
@@ -79,8 +92,8 @@ export interface SimulationOptions {
   readonly pauseTicks: readonly [minimum: number, maximum: number];
   readonly partitionTicks: readonly [minimum: number, maximum: number];
   /**
-   * An election storm lasts this long. Meanwhile, about once per election timeout, the cluster is
-   * shattered (every link cut) or its leader is cut off, paused or crashed, each briefly: many
+   * An election storm lasts this long. Meanwhile, about every other election timeout, the cluster
+   * is shattered (every link cut) or its leader is cut off, paused or crashed, each briefly: many
    * nodes time out together, so several candidates run in the same term and votes cross.
    */
   readonly stormTicks: readonly [minimum: number, maximum: number];
@@ -119,28 +132,31 @@ export function simulationOptions(seed: number, overrides: Partial<SimulationOpt
   const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
   const nodeCount = overrides.nodeCount ?? (seed % 2 === 0 ? 3 : 5);
   const electionTimeoutTicks = 10;
+  // Drawn even when overridden, so that the other draws of the seed stay the same.
   const intensityDraw = random();
-  const intensity: Intensity = intensityDraw < 0.25 ? 'calm' : intensityDraw < 0.6 ? 'moderate' : 'brutal';
+  const intensity: Intensity = overrides.intensity ?? (intensityDraw < 0.25 ? 'calm' : intensityDraw < 0.6 ? 'moderate' : 'brutal');
+  const factors = intensities[intensity];
   const faults: FaultMix = {
-    dropProbability: random() * 0.1,
-    duplicateProbability: random() * 0.05,
-    reorderProbability: random() * 0.2,
-    longDelayProbability: random() * 0.02,
-    partitionProbability: 0.004 + random() * 0.01,
-    crashProbability: 0.002 + random() * 0.006,
-    pauseProbability: random() * 0.004,
-    stormProbability: random() * 0.004,
-    newLeaderDisruptionProbability: random() * 0.15,
-    crashAfterCommitProbability: random() * 0.03,
+    dropProbability: random() * 0.1 * factors.network,
+    duplicateProbability: random() * 0.05 * factors.network,
+    reorderProbability: random() * 0.2 * factors.network,
+    longDelayProbability: random() * 0.05 * factors.network,
+    partitionProbability: (0.004 + random() * 0.01) * factors.partitions,
+    crashProbability: (0.002 + random() * 0.006) * factors.leaders,
+    pauseProbability: random() * 0.004 * factors.leaders,
+    stormProbability: random() * 0.002 * factors.partitions,
+    newLeaderDisruptionProbability: Math.min(0.6, random() * 0.3 * factors.leaders),
+    crashAfterCommitProbability: random() * 0.03 * factors.leaders,
+    crashAfterFirstCommitProbability: Math.min(0.6, random() * 0.3 * factors.leaders),
     membershipProbability: 0.005 + random() * 0.01,
-    transferProbability: random() * 0.004,
+    transferProbability: random() * 0.004 * factors.leaders,
   };
   return {
     seed,
     nodeCount,
     intensity,
     chaosTicks: 1000,
-    faults: scaleFaults(faults, intensities[intensity]),
+    faults,
     electionTimeoutTicks,
     heartbeatIntervalTicks: between(1, 3),
     maxInflightMessages: between(1, 8),
@@ -158,7 +174,7 @@ export function simulationOptions(seed: number, overrides: Partial<SimulationOpt
     crashDownTicks: [5, 60],
     pauseTicks: [5, 40],
     partitionTicks: [10, 120],
-    stormTicks: [10 * electionTimeoutTicks, 30 * electionTimeoutTicks],
+    stormTicks: [5 * electionTimeoutTicks, 20 * electionTimeoutTicks],
     newLeaderDisruptionDelayTicks: [0, 3],
     maxMembers: nodeCount + 1,
     maxMembershipChanges: 8,
@@ -192,6 +208,7 @@ export function onlyFaults(faults: FaultMix, kinds: readonly FaultKind[]): Fault
     stormProbability: keep.has('storm') ? faults.stormProbability : 0,
     newLeaderDisruptionProbability: keep.has('nemesis') ? faults.newLeaderDisruptionProbability : 0,
     crashAfterCommitProbability: keep.has('nemesis') ? faults.crashAfterCommitProbability : 0,
+    crashAfterFirstCommitProbability: keep.has('nemesis') ? faults.crashAfterFirstCommitProbability : 0,
     membershipProbability: keep.has('membership') ? faults.membershipProbability : 0,
     transferProbability: keep.has('transfer') ? faults.transferProbability : 0,
   };

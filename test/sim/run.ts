@@ -3,17 +3,22 @@
 //   SEED, SEEDS       one seed, or an inclusive range a..b (default 1..20)
 //   TICKS             chaos ticks per run before healing (default: options.ts)
 //   NODES             3, 5 or mixed (default mixed: even seeds 3 nodes, odd seeds 5)
-//   FAULTS            all, none, or a comma list of drop,duplicate,reorder,partition,crash,pause,membership,transfer
+//   INTENSITY         calm, moderate or brutal for every seed (default: drawn from each seed, see options.ts)
+//   FAULTS            all, none, or a comma list of drop,duplicate,reorder,delay,partition,crash,pause,
+//                     storm,nemesis,membership,transfer (delay: the long tail of message delays;
+//                     storm: election storms; nemesis: crashing or cutting off a leader right after
+//                     its election, or right after its commit index moves, before it sends anything)
 //   FAULT_SCALE       multiplies every fault probability (default 1; each is capped at 0.5)
 //   TRACE_LINES       trace lines shown for a failure (default 60)
 //   TRACE_FILE        write the full trace of a single seed to this file (same seed, same bytes)
 // A failure prints the seed, the tick, the checker's message and the trace tail; the exit code is
-// then 1. Every run's configuration comes from its seed (options.ts), so the seed is all a replay needs.
+// then 1. Every run's configuration comes from its seed (options.ts) and these knobs, so the seed
+// (with the same knobs) is all a replay needs.
 
 import { writeFileSync } from 'node:fs';
 
 import type { SimulationStats } from './cluster.js';
-import { faultKinds, onlyFaults, scaleFaults, simulationOptions, type FaultKind, type SimulationOptions } from './options.js';
+import { faultKinds, intensities, onlyFaults, scaleFaults, simulationOptions, type FaultKind, type Intensity, type SimulationOptions } from './options.js';
 import { SimulationFailure, runSimulation } from './simulation.js';
 
 function parseSeeds(): number[] {
@@ -49,6 +54,11 @@ function optionsFor(seed: number, traceFile: string | undefined): SimulationOpti
   const overrides: { -readonly [K in keyof SimulationOptions]?: SimulationOptions[K] } = {};
   const nodes = process.env['NODES'] ?? 'mixed';
   if (nodes !== 'mixed') overrides.nodeCount = parseInteger('NODES', nodes);
+  const intensity = process.env['INTENSITY'];
+  if (intensity !== undefined) {
+    if (!Object.hasOwn(intensities, intensity)) throw new Error(`INTENSITY must be one of ${Object.keys(intensities).join(', ')}, got ${intensity}`);
+    overrides.intensity = intensity as Intensity;
+  }
   const ticks = process.env['TICKS'];
   if (ticks !== undefined) overrides.chaosTicks = parseInteger('TICKS', ticks);
   const traceLines = process.env['TRACE_LINES'];
@@ -76,7 +86,7 @@ function main(): number {
     try {
       const result = runSimulation(optionsFor(seed, traceFile));
       for (const [name, value] of Object.entries(result.stats) as Array<[keyof SimulationStats, number]>) totals.set(name, (totals.get(name) ?? 0) + value);
-      if (seeds.length === 1) console.log(`seed ${seed}: trace digest ${result.traceDigest.toString(16)} (${result.traceLineCount} lines)`);
+      if (seeds.length === 1) console.log(`seed ${seed}: trace digest ${result.traceDigest.toString(16)} (${result.traceLineCount} lines, ${result.stats.ticks} ticks)`);
       if (traceFile !== undefined && result.trace !== null) writeFileSync(traceFile, `${result.trace.join('\n')}\n`);
     } catch (error) {
       if (!(error instanceof SimulationFailure)) throw error;
