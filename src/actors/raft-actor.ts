@@ -542,7 +542,13 @@ export class RaftActor {
   private maybeCompact(): void {
     const { storage } = this.options;
     if (this.snapshotInProgress || this.node === null) return;
-    if (this.storeAppliedIndex - storage.snapshot().index < this.options.snapshotEveryEntries) return;
+    const sinceSnapshot = this.storeAppliedIndex - storage.snapshot().index;
+    if (sinceSnapshot < this.options.snapshotEveryEntries) return;
+    // A new snapshot restarts every transfer in progress from its first byte: under steady writes
+    // a slow follower would never finish one. Wait for transfers, up to four times the threshold.
+    const progress = this.node.status().progress;
+    const transferring = progress !== null && [...progress.values()].some((peer) => peer.state === 'snapshot');
+    if (transferring && sinceSnapshot < 4 * this.options.snapshotEveryEntries) return;
     this.snapshotInProgress = true;
     const path = join(storage.path(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
     this.options.toStore({ type: 'writeSnapshot', path });
