@@ -29,11 +29,13 @@
 // has found a chunk's hash reads correct bytes for as long as the chunk exists.
 
 import { createHash, type Hash } from 'node:crypto';
+import * as path from 'node:path';
 
 import type { Database, RootDatabase, RootDatabaseOptions } from 'lmdb';
 import { Packr, Unpackr } from 'msgpackr';
 
 import { DfsError } from '../errors.js';
+import { checkDataFileHeader } from './lmdb-file.js';
 
 export type BinaryDatabase = Database<Buffer, Buffer>;
 
@@ -73,6 +75,34 @@ export function environmentOptions(mapSizeBytes: number, readOnly: boolean): Roo
     keyEncoding: 'binary',
     compression: false,
   };
+}
+
+/**
+ * Refuses, with DfsError 'FailedPrecondition' and changing nothing, a data.mdb in `directory`
+ * that lmdb-js would crash the process on (garbage, cut short, or empty): the writer and every
+ * reader call it before opening the environment. What to do depends on the Raft log beside the
+ * state folder (<data>/raft): after a restart the Raft core re-delivers the committed entries
+ * after its snapshot index, so an empty state is rebuilt whole only from a log that was never
+ * compacted; from a compacted one the store would stop at the first entry it lacks (its applied
+ * index 0 is below the log's first entry) and the node would crash until the actors give up.
+ */
+export function checkStateDataFile(directory: string): void {
+  const folder = path.resolve(directory);
+  const raftFolder = path.join(path.dirname(folder), 'raft');
+  const remedy =
+    `The state store is derived from the node's Raft log (normally ${raftFolder}), which is the source of truth. ` +
+    `If ${path.join(raftFolder, 'snapshots')} holds no snapshot-*.bin file, the log was never compacted and still holds ` +
+    `every entry: move ${folder} away and the node rebuilds the state from the log on its next start. If it holds one, ` +
+    `the log no longer has the entries before that snapshot and cannot rebuild the state: restore the data folder from ` +
+    `a backup, or move the whole data folder away to start this node empty (with its peers configured it then rejoins ` +
+    `as a new member and receives a snapshot from the leader; a node without peers would found a new, empty cluster).`;
+  checkDataFileHeader(folder, {
+    expected: 'the dfs state store',
+    remedy,
+    emptyFileProblem: (dataPath) =>
+      `${dataPath} is empty (0 bytes): LMDB never finished creating it, or it was emptied. dfs changed nothing (the ` +
+      `writer would start the state from nothing in it, and a reader would crash the process on it). ${remedy}`,
+  });
 }
 
 export function openTables(root: RootDatabase<Buffer, Buffer>): Tables {

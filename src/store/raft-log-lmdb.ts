@@ -26,7 +26,6 @@
 
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import { endianness } from 'node:os';
 import * as path from 'node:path';
 
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -35,6 +34,7 @@ import type { Logger } from 'pino';
 import { DfsError } from '../errors.js';
 import { CompactedError, UnavailableError, type RaftStorage } from '../raft/storage.js';
 import type { ConfState, Entry, HardState, NodeId, SnapshotChunk, SnapshotMeta } from '../raft/types.js';
+import { checkDataFileHeader, dataFileName, lmdbLockFileName, type DataFileWording } from './lmdb-file.js';
 import { acquireProcessLock, errorCode, lockFileName, type ProcessLock } from './process-lock.js';
 import { decodeEntry, decodeValue, encodeEntry, encodeValue, isConfState, readEntryHeader } from './raft-log-codec.js';
 
@@ -124,8 +124,6 @@ const identityKey = 'identity';
 const hardStateKey = 'hardState';
 const snapshotKey = 'snapshot';
 const snapshotsFolderName = 'snapshots';
-const dataFileName = 'data.mdb';
-const lmdbLockFileName = 'lock.mdb';
 /** Names of the files this adapter writes in snapshots/; anything else there is left alone. */
 const ownSnapshotFilePattern = /^(snapshot-\d+-\d+-\d+\.bin|incoming-\d+-\d+\.part|compact-\d+-\d+\.tmp)$/;
 
@@ -153,7 +151,7 @@ export async function openRaftLog(options: OpenRaftLogOptions): Promise<LmdbRaft
   let root: Environment | null = null;
   try {
     const state = inspectFolder(folder);
-    if (state === 'data') checkDataFileHeader(folder);
+    if (state === 'data') checkDataFileHeader(folder, dataFileWording);
     root = openEnvironment(folder, options.overlappingSync ?? false);
     const log = loadOrCreate(folder, root, lock, options);
     return log;
@@ -628,76 +626,21 @@ function inspectFolder(folder: string): 'empty' | 'data' {
   );
 }
 
-/**
- * Checks the two LMDB meta pages of data.mdb before handing it to LMDB: lmdb-js 3.5.6 crashes the
- * whole process (SIGSEGV) instead of throwing when asked to open a file that is not LMDB's.
- */
-function checkDataFileHeader(folder: string): void {
-  const dataPath = path.join(folder, dataFileName);
-  const refuse = (what: string): DfsError =>
-    new DfsError(
-      'FailedPrecondition',
-      `${dataPath} is not a valid LMDB file: ${what}. It may be corrupt or not a dfs raft log; dfs changed nothing. ` +
-        `Restore the folder from a backup, or move it away to start this node empty (it then rejoins as a new member ` +
-        `and receives a snapshot from the leader).`,
-    );
-  const descriptor = fs.openSync(dataPath, 'r');
-  try {
-    const sizeBytes = fs.fstatSync(descriptor).size;
-    if (sizeBytes === 0) {
-      // An empty file is what an interrupted first open leaves, and LMDB initialises it; unless
-      // the log had been created (it has snapshots/): then refuse before LMDB writes to it.
-      if (fs.existsSync(path.join(folder, snapshotsFolderName))) throw new DfsError('FailedPrecondition', `${dataPath} ${logLostMessage}`);
-      return;
-    }
-    // The offsets below are those of 64-bit little-endian builds (x64, arm64: where dfs runs).
-    if (endianness() !== 'LE' || !['x64', 'arm64', 'ppc64', 'riscv64', 'loong64'].includes(process.arch)) return;
-    const first = readMetaPage(descriptor, 0);
-    if (first === null) throw refuse(`it has ${sizeBytes} bytes, fewer than one LMDB meta page`);
-    const firstProblem = metaPageProblem(first);
-    if (firstProblem !== null) throw refuse(`its first page ${firstProblem}`);
-    const pageSizeBytes = first.readUInt32LE(metaPageSizeOffset);
-    if (pageSizeBytes < 256 || pageSizeBytes > 65536 || (pageSizeBytes & (pageSizeBytes - 1)) !== 0) {
-      throw refuse(`its page size ${pageSizeBytes} is not a power of two between 256 and 65536`);
-    }
-    if (sizeBytes < 2 * pageSizeBytes) throw refuse(`it has ${sizeBytes} bytes, fewer than its two meta pages of ${pageSizeBytes}`);
-    const second = readMetaPage(descriptor, pageSizeBytes);
-    const secondProblem = second === null ? 'is missing' : metaPageProblem(second);
-    if (secondProblem !== null) throw refuse(`its second meta page ${secondProblem}`);
-  } finally {
-    fs.closeSync(descriptor);
-  }
-}
+/** How checkDataFileHeader speaks of this folder: a data.mdb that is not LMDB's is refused. */
+const dataFileWording: DataFileWording = {
+  expected: 'a dfs raft log',
+  remedy:
+    'Restore the folder from a backup, or move it away to start this node empty (it then rejoins as a new member ' +
+    'and receives a snapshot from the leader).',
+  // An empty file is what an interrupted first open leaves, and LMDB initialises it; unless the
+  // log had been created (it has snapshots/): then refuse before LMDB writes to it.
+  emptyFileProblem: (dataPath) => (fs.existsSync(path.join(path.dirname(dataPath), snapshotsFolderName)) ? `${dataPath} ${logLostMessage}` : null),
+};
 
 const logLostMessage =
   `is empty but has a ${snapshotsFolderName}/ folder beside it: its log was lost. Starting empty would forget the ` +
   `node's vote and log. dfs changed nothing. Restore the folder from a backup, or move it away to start this node ` +
   `empty (it then rejoins as a new member).`;
-
-// The layout of an LMDB meta page on a 64-bit machine (mdb.c: MDB_page_header, MDB_meta).
-const metaPageHeaderBytes = 64;
-const pageFlagsOffset = 18;
-const pageFlagMeta = 0x08;
-const metaMagicOffset = 24;
-const metaVersionOffset = 28;
-const metaPageSizeOffset = 48;
-const lmdbMagic = 0xbeefc0de;
-const lmdbDataVersion = 2;
-
-function readMetaPage(descriptor: number, offset: number): Buffer | null {
-  const buffer = Buffer.alloc(metaPageHeaderBytes);
-  const read = fs.readSync(descriptor, buffer, 0, metaPageHeaderBytes, offset);
-  return read === metaPageHeaderBytes ? buffer : null;
-}
-
-function metaPageProblem(page: Buffer): string | null {
-  if ((page.readUInt16LE(pageFlagsOffset) & pageFlagMeta) === 0) return 'is not an LMDB meta page';
-  const magic = page.readUInt32LE(metaMagicOffset);
-  if (magic !== lmdbMagic) return `has the magic number 0x${magic.toString(16)} where LMDB writes 0x${lmdbMagic.toString(16)}`;
-  const version = page.readUInt32LE(metaVersionOffset) & 0xffff;
-  if (version !== lmdbDataVersion) return `is LMDB data format ${version}; this build of lmdb reads format ${lmdbDataVersion}`;
-  return null;
-}
 
 function openEnvironment(folder: string, overlappingSync: boolean): Environment {
   try {

@@ -51,6 +51,7 @@ import { chunkHash, decodeCommand, type Command, type CommandResult, type Reject
 import { maxKeyBytes } from './keys.js';
 import {
   appliedKey,
+  checkStateDataFile,
   chunkSizeBytes,
   decodeApplied,
   decodeChunkReference,
@@ -167,6 +168,8 @@ export class StateMachine {
    * environment per file within a process, opened with the first opener's flags.
    */
   static open(directory: string, options: StateMachineOptions = {}): StateMachine {
+    // Before lmdb-js sees the file: it crashes the process on one that is not LMDB's.
+    checkStateDataFile(directory);
     let root: RootDatabase<Buffer, Buffer>;
     try {
       const environment = environmentOptions(options.mapSizeBytes ?? defaultMapSizeBytes, false);

@@ -24,6 +24,7 @@ import { validateKey, validatePrefix } from './keys.js';
 import {
   afterPrefix,
   appliedKey,
+  checkStateDataFile,
   decodeApplied,
   decodeChunkReference,
   decodeFileRecord,
@@ -142,6 +143,8 @@ export class StateReader {
     if (!fs.existsSync(path.join(directory, 'data.mdb'))) {
       throw new DfsError('Unavailable', `no state store in ${directory} yet (the store worker creates it)`);
     }
+    // Before lmdb-js sees the file: it crashes the process on one that is not LMDB's.
+    checkStateDataFile(directory);
     let root: RootDatabase<Buffer, Buffer>;
     try {
       root = open<Buffer, Buffer>(directory, environmentOptions(options.mapSizeBytes ?? defaultMapSizeBytes, true));
