@@ -103,7 +103,7 @@ export class RaftActor {
       this.node?.step(message);
       this.pump();
     });
-    network.onDiscover((request) => this.answerDiscover(request));
+    network.onDiscover(() => this.answerDiscover());
     this.storeAppliedIndex = storage.snapshot().index;
     if (storage.lastIndex() > 0 || storage.snapshot().index > 0) {
       network.setClusterId(storage.clusterId() ?? '');
@@ -353,8 +353,7 @@ export class RaftActor {
     ask();
   }
 
-  private answerDiscover(request: DiscoverRequest): DiscoverReply {
-    void request;
+  private answerDiscover(): DiscoverReply {
     return {
       kind: 'discoverReply',
       nodeId: this.options.nodeId,
@@ -559,7 +558,8 @@ export class RaftActor {
     const config = this.configAt(report.index);
     if (report.index <= storage.snapshot().index || config === null || report.index > storage.lastIndex()) return;
     storage.compactFromFile({ index: report.index, term: report.term, config, sizeBytes: report.sizeBytes }, report.path);
-    this.committedConfigs = this.committedConfigs.filter((entry) => entry.index >= report.index || entry === this.committedConfigs.findLast((candidate) => candidate.index <= report.index));
+    // The snapshot now carries the configuration as of its index; later ones stay.
+    this.committedConfigs = [{ index: report.index, config }, ...this.committedConfigs.filter((entry) => entry.index > report.index)];
     logger.info({ index: report.index, sizeBytes: report.sizeBytes }, `compacted the log up to index ${report.index} (snapshot of ${report.sizeBytes} bytes)`);
   }
 }

@@ -473,16 +473,12 @@ export class RaftNode {
     this.votes = new Map([[this.id, true]]);
     this.resetElectionTimer();
     if (this.tallyVotes()) return;
-    for (const voter of this.config().voters) {
-      if (voter === this.id) continue;
-      this.send({
-        type: 'preVote',
-        to: voter,
-        term: this.term + 1,
-        lastLogIndex: this.log.lastIndex(),
-        lastLogTerm: this.log.lastTerm(),
-      });
-    }
+    const lastLog = { lastLogIndex: this.log.lastIndex(), lastLogTerm: this.log.lastTerm() };
+    for (const to of this.otherVoters()) this.send({ type: 'preVote', to, term: this.term + 1, ...lastLog });
+  }
+
+  private otherVoters(): NodeId[] {
+    return this.config().voters.filter((voter) => voter !== this.id);
   }
 
   private startElection(transfer: boolean): void {
@@ -494,17 +490,8 @@ export class RaftNode {
     this.votes = new Map([[this.id, true]]);
     this.resetElectionTimer();
     if (this.tallyVotes()) return;
-    for (const voter of this.config().voters) {
-      if (voter === this.id) continue;
-      this.send({
-        type: 'requestVote',
-        to: voter,
-        term: this.term,
-        lastLogIndex: this.log.lastIndex(),
-        lastLogTerm: this.log.lastTerm(),
-        transfer,
-      });
-    }
+    const lastLog = { lastLogIndex: this.log.lastIndex(), lastLogTerm: this.log.lastTerm() };
+    for (const to of this.otherVoters()) this.send({ type: 'requestVote', to, term: this.term, ...lastLog, transfer });
   }
 
   /** Moves the campaign on once the votes decide it; true when it is decided. */
