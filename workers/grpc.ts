@@ -12,9 +12,16 @@ import { formatAddress } from '../src/config/index.js';
 import { chunkSizeBytes } from '../src/store/layout.js';
 import { readerStatePort } from '../src/store/state-port.js';
 import { StateReader } from '../src/store/state-reader.js';
+import { CacheIndex } from '../src/fs/cache-index.js';
+import { CacheWatcher } from '../src/fs/cache-watcher.js';
 
 const context = workerContext();
 const { settings, logger } = context;
+
+/** The node still serves gRPC; the cache folder is off until the next start. */
+function cacheFolderOff(error: unknown): void {
+  logger.error({ cacheFolder: settings.cacheFolder }, `the cache folder ${settings.cacheFolder} is not watched: ${error instanceof Error ? error.message : String(error)}`);
+}
 
 async function main(): Promise<void> {
   const folder = join(settings.dataFolder, 'state');
@@ -54,6 +61,40 @@ async function main(): Promise<void> {
     return;
   }
   const running = server;
+  // The cache folder is the file system's way in: its watcher writes through the same backend.
+  let watcher: CacheWatcher | null = null;
+  let index: CacheIndex | null = null;
+  if (settings.fuseEnabled) {
+    try {
+      index = CacheIndex.open(join(settings.dataFolder, 'cache-index'), settings.cacheFolder);
+      watcher = new CacheWatcher({
+        cacheFolder: settings.cacheFolder,
+        index,
+        logger: logger.child({ component: 'cache' }),
+        chunkSizeBytes,
+        target: {
+          fileVersion: (key) => {
+            const info = reader.stat(key);
+            return info?.kind === 'file' ? info.version : null;
+          },
+          putFile: (key, data, metadata, call) => backend.putFile(key, data, metadata, call),
+          putChunked: (key, chunks, options, call) => backend.putChunked(key, chunks, options, call),
+          delete: (key, call) => backend.delete(key, call),
+          deleteFolder: (key, call) => backend.deleteFolder(key, call),
+          rename: (from, to, call) => backend.rename(from, to, call),
+          makeFolder: (key, metadata, call) => backend.makeFolder(key, metadata, call),
+        },
+      });
+    } catch (error) {
+      watcher = null;
+      cacheFolderOff(error);
+    }
+    // Not awaited: the initial scan of a big folder must not hold up the node's start.
+    watcher?.start().catch((error: unknown) => {
+      void watcher?.close();
+      cacheFolderOff(error);
+    });
+  }
   // The leader may have become known while the server was starting (the Raft actor's news is
   // delivered during the await above, when `server` was still null): apply what is known now.
   running.setServing(leader !== null);
@@ -69,8 +110,9 @@ async function main(): Promise<void> {
         return;
       case 'stop':
         clearInterval(collector);
-        void running
-          .close({ graceMilliseconds: 5000 })
+        void Promise.resolve(watcher?.close())
+          .then(() => index?.close())
+          .then(() => running.close({ graceMilliseconds: 5000 }))
           .then(() => backend.close())
           .then(() => reader.close())
           .then(() => context.control.send({ type: 'stopped' }));

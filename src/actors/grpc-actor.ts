@@ -72,6 +72,22 @@ type Outcome = { kind: 'result'; result: CommandResult } | { kind: 'raft'; reply
 
 const defaultMode = 0o644;
 
+/** A file's metadata as the cache folder carries it from the source file. */
+export interface SourceMetadata {
+  readonly modeBits: number;
+  readonly modifiedMilliseconds: number;
+}
+
+/** For uploads from the cache folder: the source's metadata, and a last check before the commit. */
+export interface ChunkedPutOptions extends SourceMetadata {
+  /**
+   * Runs after every chunk is stored and before the commitFile entry is proposed; throwing
+   * abandons the upload (its chunks become garbage), so a file that changed while it was read is
+   * never made visible.
+   */
+  readonly beforeCommit?: () => void | Promise<void>;
+}
+
 export class ClusterBackend implements FileBackend {
   private sequence = 0;
   private readonly bootId = Date.now().toString(36);
@@ -142,16 +158,47 @@ export class ClusterBackend implements FileBackend {
   async put(request: PutRequest, context: CallContext): Promise<PutResult> {
     this.checkKey(request.key);
     const modeBits = request.mode === 0 ? defaultMode : request.mode;
-    if (request.data.byteLength > this.options.chunkSizeBytes) {
-      return this.putChunks(request.key, modeBits, [request.data], context);
-    }
-    const version = await this.propose({ type: 'put', key: request.key, data: request.data, modeBits, modifiedMilliseconds: Date.now() }, context);
-    return { version, sizeBytes: request.data.byteLength };
+    return this.putFile(request.key, request.data, { modeBits, modifiedMilliseconds: Date.now() }, context);
   }
 
   async putStream(header: PutStreamHeader, chunks: AsyncIterable<Uint8Array>, context: CallContext): Promise<PutResult> {
     this.checkKey(header.key);
-    return this.putChunks(header.key, header.mode === 0 ? defaultMode : header.mode, chunks, context);
+    return this.putChunks(header.key, chunks, { modeBits: header.mode === 0 ? defaultMode : header.mode, modifiedMilliseconds: Date.now() }, context);
+  }
+
+  // ---------------------------------------------------------------- the cache folder's writes
+
+  /** Writes a whole file held in memory, with the source's metadata (chunked when large). */
+  async putFile(key: string, data: Uint8Array, metadata: SourceMetadata, context: CallContext): Promise<PutResult> {
+    this.checkKey(key);
+    if (data.byteLength > this.options.chunkSizeBytes) return this.putChunks(key, [data], metadata, context);
+    const version = await this.propose({ type: 'put', key, data, modeBits: metadata.modeBits, modifiedMilliseconds: metadata.modifiedMilliseconds }, context);
+    return { version, sizeBytes: data.byteLength };
+  }
+
+  /** Streams a file as content chunks; it becomes visible at once when its commitFile applies. */
+  async putChunked(key: string, chunks: AsyncIterable<Uint8Array>, options: ChunkedPutOptions, context: CallContext): Promise<PutResult> {
+    this.checkKey(key);
+    return this.putChunks(key, chunks, options, context);
+  }
+
+  /** Moves a file, or a folder with everything under it. */
+  async rename(from: string, to: string, context: CallContext): Promise<number> {
+    this.checkKey(from);
+    this.checkKey(to);
+    return this.propose({ type: 'rename', from, to }, context);
+  }
+
+  /** Removes a folder with everything under it. */
+  async deleteFolder(key: string, context: CallContext): Promise<number> {
+    this.checkKey(key);
+    return this.propose({ type: 'deleteFolder', key }, context);
+  }
+
+  /** Creates an explicit folder, which exists even when it is empty. */
+  async makeFolder(key: string, metadata: SourceMetadata, context: CallContext): Promise<number> {
+    this.checkKey(key);
+    return this.propose({ type: 'mkdir', key, modeBits: metadata.modeBits, modifiedMilliseconds: metadata.modifiedMilliseconds }, context);
   }
 
   async get(request: GetRequest, context: CallContext): Promise<GetResult> {
@@ -272,7 +319,7 @@ export class ClusterBackend implements FileBackend {
     return outcome.result.version;
   }
 
-  private async putChunks(key: string, modeBits: number, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, context: CallContext): Promise<PutResult> {
+  private async putChunks(key: string, source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, options: ChunkedPutOptions, context: CallContext): Promise<PutResult> {
     const hashes: Uint8Array[] = [];
     const inFlight = new Set<Promise<number>>();
     let sizeBytes = 0;
@@ -295,7 +342,11 @@ export class ClusterBackend implements FileBackend {
     for await (const piece of rechunk(source, this.options.chunkSizeBytes)) await send(piece);
     await Promise.all([...inFlight].map((promise) => promise.catch(() => 0)));
     if (failure !== null) throw failure;
-    const version = await this.propose({ type: 'commitFile', key, chunks: hashes, sizeBytes, modeBits, modifiedMilliseconds: Date.now() }, context);
+    await options.beforeCommit?.();
+    const version = await this.propose(
+      { type: 'commitFile', key, chunks: hashes, sizeBytes, modeBits: options.modeBits, modifiedMilliseconds: options.modifiedMilliseconds },
+      context,
+    );
     return { version, sizeBytes };
   }
 

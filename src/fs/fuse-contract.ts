@@ -2,7 +2,8 @@
 // line, the messages it sends over the IPC channel, and its exit codes. The supervisor forks the
 // process with fuseProcessArguments and reads its exit code with fuseExitReason: the codes for a
 // machine without FUSE (no /dev/fuse, no libfuse, no permission) mean "the mount is off, keep
-// serving gRPC, do not restart"; the others mean "restart and remount".
+// serving gRPC, do not restart" (as does an unusable mount point); the others mean "restart and
+// remount".
 
 import { fileURLToPath } from 'node:url';
 
@@ -44,9 +45,12 @@ export function fuseExitReason(code: number | null): FuseExitReason {
   return 'crashed';
 }
 
-/** False when the machine cannot mount at all: restarting would fail the same way. */
+/**
+ * False when the machine cannot mount at all, or the mount point is unusable (not a folder, not
+ * empty, another file system on it): restarting would fail the same way until someone acts.
+ */
 export function isRestartable(reason: FuseExitReason): boolean {
-  return !(reason === 'deviceMissing' || reason === 'libraryMissing' || reason === 'permissionDenied' || reason === 'usage');
+  return !(reason === 'deviceMissing' || reason === 'libraryMissing' || reason === 'permissionDenied' || reason === 'mountPointUnusable' || reason === 'usage');
 }
 
 /** Sent over the IPC channel, when there is one. */

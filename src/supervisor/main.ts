@@ -4,8 +4,10 @@
 // could not run (a fatal error, too many crashes), 2 for an invalid configuration.
 
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { formatConfigErrors, loadConfigFromProcess } from '../config/index.js';
 import { acquireProcessLock, type ProcessLock } from '../store/process-lock.js';
+import { FuseChild } from './fuse-child.js';
 import { createLogger } from './logger.js';
 import { settingsFromConfig } from './settings.js';
 import { Supervisor } from './supervisor.js';
@@ -44,16 +46,35 @@ try {
   process.exit(1);
 }
 
+// The mount shows the state store, so it starts once the store actor has created it.
+const fuse = settings.fuseEnabled
+  ? new FuseChild({
+      stateFolder: join(settings.dataFolder, 'state'),
+      mountPoint: settings.mountFolder,
+      nodeId: settings.nodeId,
+      logLevel: settings.logLevel,
+      prettyLogs,
+      logger,
+    })
+  : null;
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => void supervisor.stop(`received ${signal}`));
+  process.on(signal, () => {
+    void fuse?.stop();
+    void supervisor.stop(`received ${signal}`);
+  });
 }
 
 logger.info(
-  { raft: `${settings.raftHost}:${settings.raftPort}`, grpc: `${settings.grpcHost}:${settings.grpcPort}`, advertise: settings.advertise, peers: settings.peers, data: settings.dataFolder },
+  { raft: `${settings.raftHost}:${settings.raftPort}`, grpc: `${settings.grpcHost}:${settings.grpcPort}`, advertise: settings.advertise, peers: settings.peers, data: settings.dataFolder,
+    ...(settings.fuseEnabled ? { mount: settings.mountFolder, cache: settings.cacheFolder } : { fuse: 'off (-no-fuse)' }) },
   `starting dfs node ${settings.nodeId}`,
 );
-void supervisor.start();
+void supervisor.start().then(() => {
+  if (!supervisor.stopped) fuse?.start();
+});
 process.exitCode = await supervisor.done;
+await fuse?.stop();
 dataLock.release();
 logger.flush?.();
 // Worker threads and sockets are closed by now; a stray timer must not keep a stopped node alive.

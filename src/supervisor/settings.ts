@@ -22,6 +22,10 @@ export interface NodeSettings {
   readonly snapshotEveryEntries: number;
   /** How long a write or a linearizable read may wait for the cluster before it times out. */
   readonly requestTimeoutMilliseconds: number;
+  /** The read-only FUSE mount and the watched cache folder; both off when fuseEnabled is false. */
+  readonly mountFolder: string;
+  readonly cacheFolder: string;
+  readonly fuseEnabled: boolean;
 }
 
 export function settingsFromConfig(config: NodeConfig): NodeSettings {
@@ -40,5 +44,8 @@ export function settingsFromConfig(config: NodeConfig): NodeSettings {
     electionTimeoutTicks: 10,
     snapshotEveryEntries: config.snapshotEveryEntries,
     requestTimeoutMilliseconds: 10_000,
+    mountFolder: config.mountFolder,
+    cacheFolder: config.cacheFolder,
+    fuseEnabled: config.fuseEnabled,
   };
 }

@@ -61,6 +61,11 @@ export class Supervisor<Settings> {
 
   constructor(private readonly options: SupervisorOptions<Settings>) {}
 
+  /** True once the node is stopping or has stopped (after a signal or a fatal error). */
+  get stopped(): boolean {
+    return this.stopping || this.exitCode !== null;
+  }
+
   async start(): Promise<void> {
     try {
       await this.startAll();

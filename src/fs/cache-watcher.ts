@@ -1,0 +1,527 @@
+// The cache folder's I/O shell: chokidar says which paths changed, lstat says what they are now,
+// src/fs/cache-planner.ts decides, and this module carries the decisions out through the node's
+// write path (the CacheTarget port: proposals through Raft, answered once applied here).
+//
+// When a file is sent. A file changed on disk is held until (1) its size, mtime and inode have not
+// changed for `stabilityMilliseconds`, and (2) no process on this machine has it open for writing
+// (src/fs/open-writers.ts). It is then read a chunk at a time (memory stays bounded whatever its
+// size) and, just before the entry that makes it visible is proposed, checked once more: if it
+// changed while it was read, the upload is dropped (its chunks become garbage the leader collects)
+// and the file waits again. So no half-written file is ever made visible anywhere.
+//
+// No loops, no repeats: the watcher only reads the cache folder and never writes to it; what it
+// sent is remembered in the index (src/fs/cache-index.ts) with the file's inode, size, mtime and
+// mode, so duplicate events and restarts do not send an unchanged file again.
+//
+// At start every path of the folder and of the index is looked at once (chokidar's initial scan
+// plus the index): files changed while the node was down are sent, renames are recognised by inode,
+// and files removed meanwhile are deleted — but only where the namespace still holds the version
+// this node wrote (a newer write from elsewhere is not undone by a deletion of unknown age).
+// Deletions seen live wait `deleteGraceMilliseconds` first, so that both halves of a rename
+// (which arrive as separate events) are seen together.
+
+import { lstat, open, readdir } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { mkdirSync, type Stats } from 'node:fs';
+
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+
+import type { ChunkedPutOptions, SourceMetadata } from '../actors/grpc-actor.js';
+import type { CallContext, PutResult } from '../api/backend.js';
+import { DfsError } from '../errors.js';
+import type { CacheIndex } from './cache-index.js';
+import { planChanges, type Action, type Observed, type ObservedFile, type ObservedFolder } from './cache-planner.js';
+import { openForWriting } from './open-writers.js';
+
+/** What the watcher needs of the node: its write path, and the applied state's file versions. */
+export interface CacheTarget {
+  /** The version of the file at `key` in this node's applied state, or null (absent, or a folder). */
+  fileVersion(key: string): number | null;
+  putFile(key: string, data: Uint8Array, metadata: SourceMetadata, context: CallContext): Promise<PutResult>;
+  putChunked(
+    key: string,
+    chunks: AsyncIterable<Uint8Array>,
+    options: ChunkedPutOptions,
+    context: CallContext,
+  ): Promise<PutResult>;
+  delete(key: string, context: CallContext): Promise<unknown>;
+  deleteFolder(key: string, context: CallContext): Promise<unknown>;
+  rename(from: string, to: string, context: CallContext): Promise<unknown>;
+  makeFolder(key: string, metadata: SourceMetadata, context: CallContext): Promise<unknown>;
+}
+
+export interface CacheWatcherOptions {
+  readonly cacheFolder: string;
+  readonly index: CacheIndex;
+  readonly target: CacheTarget;
+  readonly logger: Logger;
+  /** Files up to this size go in one entry; larger ones stream as chunks of this size. */
+  readonly chunkSizeBytes: number;
+  /** How long a file must stay unchanged before it is sent (default 200 ms). */
+  readonly stabilityMilliseconds?: number;
+  /** Quiet time after an event before the changed paths are looked at (default 50 ms). */
+  readonly settleMilliseconds?: number;
+  /** How long a path must be gone before its deletion is sent (default 250 ms). */
+  readonly deleteGraceMilliseconds?: number;
+  /** Uploads at once (default 8). */
+  readonly maxConcurrentUploads?: number;
+  /** For chokidar: poll instead of inotify (network file systems). */
+  readonly usePolling?: boolean;
+}
+
+/** Failures that pass by themselves: the operation is tried again later. */
+const transientCodes: ReadonlySet<string> = new Set(['Unavailable', 'NoLeader', 'NotLeader', 'Timeout', 'ResourceExhausted', 'Aborted']);
+const retryMilliseconds = 1_000;
+const pendingPollMilliseconds = 100;
+
+class ChangedWhileRead extends Error {}
+
+function toObserved(stats: Stats): Observed {
+  const modeBits = stats.mode & 0o7777;
+  if (stats.isFile()) {
+    return { kind: 'file', device: stats.dev, inode: stats.ino, sizeBytes: stats.size, modifiedMilliseconds: stats.mtimeMs, modeBits };
+  }
+  if (stats.isDirectory()) return { kind: 'folder', device: stats.dev, inode: stats.ino, modeBits, modifiedMilliseconds: stats.mtimeMs };
+  const what = stats.isSymbolicLink() ? 'symbolic links' : stats.isSocket() ? 'sockets' : stats.isFIFO() ? 'FIFOs' : 'devices';
+  return { kind: 'unsupported', what };
+}
+
+function sameFile(stats: Stats, observed: ObservedFile): boolean {
+  return stats.isFile() && stats.dev === observed.device && stats.ino === observed.inode && stats.size === observed.sizeBytes && stats.mtimeMs === observed.modifiedMilliseconds;
+}
+
+function metadataOf(observed: ObservedFile | ObservedFolder): SourceMetadata {
+  return { modeBits: observed.modeBits, modifiedMilliseconds: Math.floor(observed.modifiedMilliseconds) };
+}
+
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof DfsError) return error.code;
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+interface Pending {
+  observed: ObservedFile;
+  /** When it was last seen to change. */
+  sinceMilliseconds: number;
+}
+
+export class CacheWatcher {
+  private watcher: FSWatcher | null = null;
+  private readonly dirty = new Set<string>();
+  private readonly pending = new Map<string, Pending>();
+  private readonly inFlight = new Set<string>();
+  private readonly missingSince = new Map<string, number>();
+  private readonly reported = new Map<string, string>();
+  private settleTimer: NodeJS.Timeout | null = null;
+  private pendingTimer: NodeJS.Timeout | null = null;
+  private running = false;
+  private closed = false;
+  /** True until the first look at everything (the initial scan plus the index) is done. */
+  private reconciling = true;
+  private ready = false;
+  private readonly abort = new AbortController();
+  private idleWaiters: (() => void)[] = [];
+  private readonly stabilityMilliseconds: number;
+  private readonly settleMilliseconds: number;
+  private readonly deleteGraceMilliseconds: number;
+  private readonly maxConcurrentUploads: number;
+  /** Counters for tests and status. */
+  readonly counters = { uploads: 0, uploadedBytes: 0, renames: 0, deletions: 0, folders: 0, abandonedUploads: 0, skippedUnchanged: 0 };
+
+  constructor(private readonly options: CacheWatcherOptions) {
+    this.stabilityMilliseconds = options.stabilityMilliseconds ?? 200;
+    this.settleMilliseconds = options.settleMilliseconds ?? 50;
+    this.deleteGraceMilliseconds = options.deleteGraceMilliseconds ?? 250;
+    this.maxConcurrentUploads = options.maxConcurrentUploads ?? 8;
+  }
+
+  /** Starts watching; resolves once the initial scan is done and its changes are queued. */
+  async start(): Promise<void> {
+    const folder = this.options.cacheFolder;
+    mkdirSync(folder, { recursive: true });
+    const watcher = watch(folder, {
+      ignoreInitial: false,
+      followSymlinks: false,
+      alwaysStat: false,
+      ignorePermissionErrors: true,
+      usePolling: this.options.usePolling ?? false,
+    });
+    this.watcher = watcher;
+    const mark = (path: string): void => this.markDirty(this.relativePath(path));
+    watcher.on('add', mark).on('change', mark).on('unlink', mark).on('addDir', mark).on('unlinkDir', mark);
+    watcher.on('error', (error) => this.options.logger.warn({ cacheFolder: folder }, `watching the cache folder ${folder}: ${message(error)}`));
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    // What the index knows but the scan did not find was removed while the node was down.
+    for (const path of this.options.index.paths()) this.dirty.add(path);
+    this.ready = true;
+    this.options.logger.info({ cacheFolder: folder, known: this.options.index.size }, `watching the cache folder ${folder}`);
+    this.schedule(0);
+  }
+
+  /** Stops watching; uploads in progress are abandoned (their chunks become garbage). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.abort.abort();
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    await this.watcher?.close();
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves when nothing is dirty, pending or in flight (tests). */
+  idle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Paths reported as not replicated, with why. */
+  problems(): ReadonlyMap<string, string> {
+    return this.reported;
+  }
+
+  // ---------------------------------------------------------------- scheduling
+
+  private markDirty(path: string): void {
+    if (this.closed || path.startsWith('..')) return;
+    this.dirty.add(path);
+    if (this.ready) this.schedule(this.settleMilliseconds);
+  }
+
+  private markDirtyLater(path: string, delayMilliseconds: number): void {
+    const timer = setTimeout(() => this.markDirty(path), delayMilliseconds);
+    timer.unref();
+  }
+
+  private schedule(delayMilliseconds: number): void {
+    if (this.closed) return;
+    if (this.settleTimer !== null) clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = null;
+      void this.runBatch();
+    }, delayMilliseconds);
+  }
+
+  private isIdle(): boolean {
+    return this.ready && !this.running && this.dirty.size === 0 && this.pending.size === 0 && this.inFlight.size === 0 && this.settleTimer === null;
+  }
+
+  private checkIdle(): void {
+    if (this.isIdle()) for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
+  private relativePath(absolute: string): string {
+    return relative(this.options.cacheFolder, absolute).split(sep).join('/');
+  }
+
+  private absolutePath(path: string): string {
+    return path === '' ? this.options.cacheFolder : join(this.options.cacheFolder, ...path.split('/'));
+  }
+
+  private context(): CallContext {
+    return { signal: this.abort.signal, deadlineUnixMilliseconds: Number.POSITIVE_INFINITY };
+  }
+
+  // ---------------------------------------------------------------- one batch
+
+  private async runBatch(): Promise<void> {
+    if (this.running || this.closed) return;
+    this.running = true;
+    try {
+      const paths = [...this.dirty];
+      this.dirty.clear();
+      const observed = new Map<string, Observed>();
+      for (const path of paths) {
+        // A path being uploaded (or under a folder being changed) waits for that to finish.
+        if (this.blockedByUpload(path)) {
+          this.dirty.add(path);
+          continue;
+        }
+        observed.set(path, await this.observe(path));
+      }
+      // The other half of a rename: the path the index knows a present inode under.
+      for (const [, seen] of [...observed]) {
+        if (seen.kind !== 'file' && seen.kind !== 'folder') continue;
+        const previous = this.options.index.pathOfInode(seen.device, seen.inode);
+        if (previous !== undefined && !observed.has(previous) && !this.blockedByUpload(previous)) observed.set(previous, await this.observe(previous));
+      }
+      const now = Date.now();
+      for (const [path, seen] of observed) {
+        if (seen.kind === 'missing') {
+          if (!this.missingSince.has(path)) this.missingSince.set(path, now);
+        } else {
+          this.missingSince.delete(path);
+        }
+      }
+      const reconciling = this.reconciling;
+      this.reconciling = false;
+      for (const action of planChanges(observed, this.options.index)) {
+        if (this.closed) return;
+        await this.carryOut(action, reconciling, now);
+      }
+      for (const [path, seen] of observed) if (seen.kind === 'missing' && !this.dirty.has(path)) this.missingSince.delete(path);
+    } finally {
+      this.running = false;
+      if (this.dirty.size > 0 && this.settleTimer === null) this.schedule(this.settleMilliseconds);
+      this.pollPending();
+      this.checkIdle();
+    }
+  }
+
+  private blockedByUpload(path: string): boolean {
+    for (const busy of this.inFlight) {
+      if (busy === path || busy.startsWith(`${path}/`) || path.startsWith(`${busy}/`)) return true;
+    }
+    return false;
+  }
+
+  private async observe(path: string): Promise<Observed> {
+    try {
+      return toObserved(await lstat(this.absolutePath(path)));
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT' || errorCode(error) === 'ENOTDIR') return { kind: 'missing' };
+      return { kind: 'unsupported', what: `paths that cannot be read (${message(error)})` };
+    }
+  }
+
+  private async carryOut(action: Action, reconciling: boolean, now: number): Promise<void> {
+    const { index, logger } = this.options;
+    switch (action.type) {
+      case 'report':
+        this.report(action.path, action.problem);
+        return;
+      case 'upload':
+        this.reported.delete(action.path);
+        this.holdForUpload(action.path, action.observed, now);
+        return;
+      case 'makeFolder':
+        await this.attempt(action.path, `create folder ${action.path}`, async () => {
+          const version = await this.options.target.makeFolder(action.path, metadataOf(action.observed), this.context());
+          index.set(action.path, { kind: 'folder', device: action.observed.device, inode: action.observed.inode, modeBits: action.observed.modeBits, version: Number(version) });
+          this.counters.folders++;
+          logger.debug({ path: action.path }, `replicated folder ${action.path}`);
+        });
+        return;
+      case 'rename':
+        await this.attempt(action.to, `move ${action.from} to ${action.to}`, async () => {
+          try {
+            await this.options.target.rename(action.from, action.to, this.context());
+          } catch (error) {
+            if (transientCodes.has(errorCode(error) ?? '')) throw error;
+            // The namespace does not hold the old path as this node left it (removed or changed
+            // elsewhere): send the new path as new content instead.
+            logger.info({ from: action.from, to: action.to }, `cannot move ${action.from} to ${action.to} (${message(error)}); sending ${action.to} again`);
+            index.deleteFolder(action.from);
+            await this.markTreeDirty(action.to);
+            return;
+          }
+          index.rename(action.from, action.to);
+          this.counters.renames++;
+          logger.info({ from: action.from, to: action.to }, `replicated the move of ${action.from} to ${action.to}`);
+          // What changed at the new path besides its name is looked at again.
+          this.markDirty(action.to);
+        });
+        return;
+      case 'delete':
+      case 'deleteFolder': {
+        const since = this.missingSince.get(action.path) ?? now;
+        if (!reconciling && Date.now() - since < this.deleteGraceMilliseconds) {
+          // Looked at again in the next batch, until the grace has passed.
+          this.dirty.add(action.path);
+          return;
+        }
+        await this.attempt(action.path, `delete ${action.path}`, async () => {
+          if (reconciling) await this.deleteIfStillOurs(action.path);
+          else if (action.type === 'delete') await this.ignoreNotFound(this.options.target.delete(action.path, this.context()));
+          else await this.ignoreNotFound(this.options.target.deleteFolder(action.path, this.context()));
+          index.deleteFolder(action.path);
+          this.counters.deletions++;
+          logger.info({ path: action.path }, `replicated the removal of ${action.path}`);
+        });
+        return;
+      }
+    }
+  }
+
+  /** At start: remove what this node wrote and the namespace still holds unchanged. */
+  private async deleteIfStillOurs(path: string): Promise<void> {
+    const { index, target } = this.options;
+    const paths = [path, ...index.pathsUnder(path)].sort((left, right) => right.length - left.length);
+    for (const each of paths) {
+      const entry = index.get(each);
+      if (entry === undefined) continue;
+      if (entry.kind === 'file') {
+        if (target.fileVersion(each) === entry.version) await this.ignoreNotFound(target.delete(each, this.context()));
+      } else {
+        // An explicit folder goes only if it is empty by now.
+        try {
+          await target.delete(each, this.context());
+        } catch (error) {
+          if (transientCodes.has(errorCode(error) ?? '')) throw error;
+        }
+      }
+    }
+  }
+
+  private async ignoreNotFound(operation: Promise<unknown>): Promise<void> {
+    try {
+      await operation;
+    } catch (error) {
+      if (errorCode(error) !== 'KeyNotFound') throw error;
+    }
+  }
+
+  /** Runs one namespace operation; a transient failure looks at the path again later. */
+  private async attempt(path: string, what: string, operation: () => Promise<void>): Promise<void> {
+    try {
+      await operation();
+      this.reported.delete(path);
+    } catch (error) {
+      if (this.closed) return;
+      if (transientCodes.has(errorCode(error) ?? '')) {
+        this.options.logger.warn({ path }, `cannot ${what} yet (${message(error)}); trying again in ${retryMilliseconds} ms`);
+        this.markDirtyLater(path, retryMilliseconds);
+        return;
+      }
+      this.report(path, `cannot ${what}: ${message(error)}`);
+    }
+  }
+
+  private report(path: string, problem: string): void {
+    if (this.reported.get(path) === problem) return;
+    this.reported.set(path, problem);
+    this.options.logger.warn({ path, cacheFolder: this.options.cacheFolder }, `not replicated: ${path}: ${problem}`);
+  }
+
+  private async markTreeDirty(path: string): Promise<void> {
+    this.markDirty(path);
+    try {
+      const entries = await readdir(this.absolutePath(path), { recursive: true });
+      for (const entry of entries) this.markDirty(`${path}/${entry.split(sep).join('/')}`);
+    } catch {
+      // A file, or gone: the path itself is enough.
+    }
+  }
+
+  // ---------------------------------------------------------------- uploads
+
+  private holdForUpload(path: string, observed: ObservedFile, now: number): void {
+    const held = this.pending.get(path);
+    if (held === undefined || !sameObserved(held.observed, observed)) this.pending.set(path, { observed, sinceMilliseconds: now });
+  }
+
+  private pollPending(): void {
+    if (this.closed || this.pending.size === 0 || this.pendingTimer !== null) return;
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = null;
+      void this.startReadyUploads().finally(() => {
+        this.pollPending();
+        this.checkIdle();
+      });
+    }, pendingPollMilliseconds);
+  }
+
+  /** Starts the uploads of pending files that have been stable long enough and have no writer. */
+  private async startReadyUploads(): Promise<void> {
+    const now = Date.now();
+    const stable: string[] = [];
+    for (const [path, held] of this.pending) {
+      if (this.inFlight.has(path)) continue;
+      let stats: Stats;
+      try {
+        stats = await lstat(this.absolutePath(path));
+      } catch {
+        this.pending.delete(path);
+        this.markDirty(path);
+        continue;
+      }
+      if (!sameFile(stats, held.observed)) {
+        const seen = toObserved(stats);
+        if (seen.kind !== 'file') {
+          this.pending.delete(path);
+          this.markDirty(path);
+          continue;
+        }
+        held.observed = seen;
+        held.sinceMilliseconds = now;
+        continue;
+      }
+      if (now - held.sinceMilliseconds >= this.stabilityMilliseconds) stable.push(path);
+    }
+    if (stable.length === 0) return;
+    const writing = await openForWriting(new Set(stable.map((path) => this.absolutePath(path))));
+    for (const path of stable) {
+      if (this.inFlight.size >= this.maxConcurrentUploads) break;
+      const held = this.pending.get(path);
+      if (held === undefined) continue;
+      if (writing.has(this.absolutePath(path))) {
+        this.options.logger.debug({ path }, `${path} is still open for writing; waiting`);
+        continue;
+      }
+      this.pending.delete(path);
+      void this.upload(path, held.observed);
+    }
+  }
+
+  private async upload(path: string, observed: ObservedFile): Promise<void> {
+    const { index, target, logger, chunkSizeBytes } = this.options;
+    this.inFlight.add(path);
+    const absolute = this.absolutePath(path);
+    try {
+      const handle = await open(absolute, 'r');
+      try {
+        if (!sameFile(await handle.stat(), observed)) throw new ChangedWhileRead();
+        const unchanged = async (): Promise<void> => {
+          const [opened, linked] = await Promise.all([handle.stat(), lstat(absolute).catch(() => null)]);
+          if (!sameFile(opened, observed) || linked === null || !sameFile(linked, observed)) throw new ChangedWhileRead();
+        };
+        const metadata = metadataOf(observed);
+        let result: PutResult;
+        if (observed.sizeBytes <= chunkSizeBytes) {
+          const data = await handle.readFile();
+          await unchanged();
+          result = await target.putFile(path, data, metadata, this.context());
+        } else {
+          const stream = handle.createReadStream({ highWaterMark: chunkSizeBytes, autoClose: false });
+          result = await target.putChunked(path, stream, { ...metadata, beforeCommit: unchanged }, this.context());
+        }
+        index.set(path, { kind: 'file', ...pickFile(observed), version: result.version });
+        this.counters.uploads++;
+        this.counters.uploadedBytes += observed.sizeBytes;
+        this.reported.delete(path);
+        logger.info({ path, sizeBytes: observed.sizeBytes, version: result.version }, `replicated ${path} (${observed.sizeBytes} bytes)`);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (this.closed) return;
+      if (error instanceof ChangedWhileRead || errorCode(error) === 'ENOENT') {
+        this.counters.abandonedUploads++;
+        logger.debug({ path }, `${path} changed while it was read; waiting for it to settle`);
+        this.markDirty(path);
+      } else if (transientCodes.has(errorCode(error) ?? '')) {
+        logger.warn({ path }, `cannot send ${path} yet (${message(error)}); trying again in ${retryMilliseconds} ms`);
+        this.markDirtyLater(path, retryMilliseconds);
+      } else {
+        this.report(path, `cannot send it: ${message(error)}`);
+      }
+    } finally {
+      this.inFlight.delete(path);
+      this.pollPending();
+      if (this.dirty.size > 0) this.schedule(this.settleMilliseconds);
+      this.checkIdle();
+    }
+  }
+}
+
+function sameObserved(left: ObservedFile, right: ObservedFile): boolean {
+  return left.device === right.device && left.inode === right.inode && left.sizeBytes === right.sizeBytes && left.modifiedMilliseconds === right.modifiedMilliseconds && left.modeBits === right.modeBits;
+}
+
+function pickFile(observed: ObservedFile): { device: number; inode: number; sizeBytes: number; modifiedMilliseconds: number; modeBits: number } {
+  return { device: observed.device, inode: observed.inode, sizeBytes: observed.sizeBytes, modifiedMilliseconds: observed.modifiedMilliseconds, modeBits: observed.modeBits };
+}
