@@ -64,7 +64,7 @@ export interface CacheWatcherOptions {
   readonly settleMilliseconds?: number;
   /** How long a path must be gone before its deletion is sent (default 250 ms). */
   readonly deleteGraceMilliseconds?: number;
-  /** Uploads at once (default 8). */
+  /** Uploads at once (default 32: small files are one Raft entry each, batched together). */
   readonly maxConcurrentUploads?: number;
   /** For chokidar: poll instead of inotify (network file systems). */
   readonly usePolling?: boolean;
@@ -119,6 +119,7 @@ export class CacheWatcher {
   private readonly reported = new Map<string, string>();
   private settleTimer: NodeJS.Timeout | null = null;
   private pendingTimer: NodeJS.Timeout | null = null;
+  private startingUploads = false;
   private running = false;
   private closed = false;
   /** True until the first look at everything (the initial scan plus the index) is done. */
@@ -137,7 +138,7 @@ export class CacheWatcher {
     this.stabilityMilliseconds = options.stabilityMilliseconds ?? 200;
     this.settleMilliseconds = options.settleMilliseconds ?? 50;
     this.deleteGraceMilliseconds = options.deleteGraceMilliseconds ?? 250;
-    this.maxConcurrentUploads = options.maxConcurrentUploads ?? 8;
+    this.maxConcurrentUploads = options.maxConcurrentUploads ?? 32;
   }
 
   /** Starts watching; resolves once the initial scan is done and its changes are queued. */
@@ -154,10 +155,22 @@ export class CacheWatcher {
     this.watcher = watcher;
     const mark = (path: string): void => this.markDirty(this.relativePath(path));
     watcher.on('add', mark).on('change', mark).on('unlink', mark).on('addDir', mark).on('unlinkDir', mark);
+    // chokidar drops names that are not UTF-8 (it cannot stat the decoded name); its raw events
+    // still carry them, with U+FFFD for the bad bytes, so they can be reported.
+    watcher.on('raw', (_event, name, details) => {
+      const watchedPath = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
+      if (name.includes('\uFFFD') && typeof watchedPath === 'string') mark(join(watchedPath, name));
+    });
     watcher.on('error', (error) => this.options.logger.warn({ cacheFolder: folder }, `watching the cache folder ${folder}: ${message(error)}`));
     await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
     // What the index knows but the scan did not find was removed while the node was down.
     for (const path of this.options.index.paths()) this.dirty.add(path);
+    // Names chokidar's scan skipped because they are not UTF-8, to be reported.
+    try {
+      for (const entry of await readdir(folder, { recursive: true })) if (entry.includes('\uFFFD')) this.dirty.add(entry.split(sep).join('/'));
+    } catch {
+      // Unreadable parts were reported by chokidar's error events.
+    }
     this.ready = true;
     this.options.logger.info({ cacheFolder: folder, known: this.options.index.size }, `watching the cache folder ${folder}`);
     this.schedule(0);
@@ -280,6 +293,9 @@ export class CacheWatcher {
   }
 
   private async observe(path: string): Promise<Observed> {
+    // A name that is not UTF-8 reaches us with U+FFFD in place of its bad bytes: no such path
+    // exists to lstat, and it could not be a key anyway.
+    if (path.includes('\uFFFD')) return { kind: 'unsupported', what: 'names that are not valid UTF-8' };
     try {
       return toObserved(await lstat(this.absolutePath(path)));
     } catch (error) {
@@ -427,10 +443,24 @@ export class CacheWatcher {
 
   /** Starts the uploads of pending files that have been stable long enough and have no writer. */
   private async startReadyUploads(): Promise<void> {
+    if (this.startingUploads) return;
+    this.startingUploads = true;
+    try {
+      await this.startStableUploads();
+    } finally {
+      this.startingUploads = false;
+    }
+  }
+
+  private async startStableUploads(): Promise<void> {
     const now = Date.now();
     const stable: string[] = [];
+    // Only as many as can start now are looked at: a backlog of 10,000 files costs no more per
+    // round than a few.
+    const wanted = Math.max(0, this.maxConcurrentUploads - this.inFlight.size) * 2;
     for (const [path, held] of this.pending) {
-      if (this.inFlight.has(path)) continue;
+      if (stable.length >= wanted) break;
+      if (this.inFlight.has(path) || now - held.sinceMilliseconds < this.stabilityMilliseconds) continue;
       let stats: Stats;
       try {
         stats = await lstat(this.absolutePath(path));
@@ -453,13 +483,16 @@ export class CacheWatcher {
       if (now - held.sinceMilliseconds >= this.stabilityMilliseconds) stable.push(path);
     }
     if (stable.length === 0) return;
-    const writing = await openForWriting(new Set(stable.map((path) => this.absolutePath(path))));
+    const writing = openForWriting(new Set(stable.map((path) => this.absolutePath(path))));
     for (const path of stable) {
       if (this.inFlight.size >= this.maxConcurrentUploads) break;
       const held = this.pending.get(path);
       if (held === undefined) continue;
       if (writing.has(this.absolutePath(path))) {
         this.options.logger.debug({ path }, `${path} is still open for writing; waiting`);
+        // To the back of the queue: files kept open for long must not hold up the others.
+        this.pending.delete(path);
+        this.pending.set(path, held);
         continue;
       }
       this.pending.delete(path);
@@ -493,7 +526,8 @@ export class CacheWatcher {
         this.counters.uploads++;
         this.counters.uploadedBytes += observed.sizeBytes;
         this.reported.delete(path);
-        logger.info({ path, sizeBytes: observed.sizeBytes, version: result.version }, `replicated ${path} (${observed.sizeBytes} bytes)`);
+        // One line per large file; small ones (thousands at a time) only at debug level.
+        logger[observed.sizeBytes > chunkSizeBytes ? 'info' : 'debug']({ path, sizeBytes: observed.sizeBytes, version: result.version }, `replicated ${path} (${observed.sizeBytes} bytes)`);
       } finally {
         await handle.close();
       }
@@ -511,6 +545,7 @@ export class CacheWatcher {
       }
     } finally {
       this.inFlight.delete(path);
+      if (this.pending.size > 0) void this.startReadyUploads().then(() => this.checkIdle());
       this.pollPending();
       if (this.dirty.size > 0) this.schedule(this.settleMilliseconds);
       this.checkIdle();

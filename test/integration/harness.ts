@@ -2,7 +2,7 @@
 // and gRPC ports, its own data folder and a log file; the harness starts, kills (-9), stops
 // (SIGTERM) and restarts them, and waits for conditions with bounded polling instead of sleeps.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -63,6 +63,9 @@ export interface NodeSpec {
   /** Extra flags (e.g. -peers) and environment. */
   args: string[];
   env: Record<string, string>;
+  /** With both, the node mounts and watches these; without, it runs with -no-fuse. */
+  mountFolder?: string;
+  cacheFolder?: string;
 }
 
 export class TestNode {
@@ -93,7 +96,12 @@ export class TestNode {
     this.log = createWriteStream(this.logPath, { flags: 'a' });
     const child = spawn(
       process.execPath,
-      [dfsMain, '-id', this.spec.id, '-raft', this.raftAddress, '-grpc', this.grpcAddress, '-http', `127.0.0.1:${this.spec.httpPort}`, '-data', this.spec.dataFolder, '-no-fuse', ...this.spec.args],
+      [
+        dfsMain,
+        ...['-id', this.spec.id, '-raft', this.raftAddress, '-grpc', this.grpcAddress, '-http', `127.0.0.1:${this.spec.httpPort}`, '-data', this.spec.dataFolder],
+        ...(this.spec.mountFolder !== undefined && this.spec.cacheFolder !== undefined ? ['-mount', this.spec.mountFolder, '-cache', this.spec.cacheFolder] : ['-no-fuse']),
+        ...this.spec.args,
+      ],
       { cwd: this.folder, env: nodeEnvironment(this.spec.env), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(this.log, { end: false });
@@ -149,12 +157,24 @@ export class TestCluster {
     this.folder = folder;
   }
 
-  /** `count` founding nodes that list each other as peers (the compose layout). */
-  static async create(count: number, options: { env?: Record<string, string>; args?: string[] } = {}): Promise<TestCluster> {
+  /**
+   * `count` founding nodes that list each other as peers (the compose layout); with `fuse`, each
+   * mounts <folder>/nodeN-mount and watches <folder>/nodeN-cache.
+   */
+  static async create(count: number, options: { env?: Record<string, string>; args?: string[]; fuse?: boolean } = {}): Promise<TestCluster> {
     const cluster = new TestCluster(mkdtempSync(join(tmpdir(), 'dfs-test-')));
     const specs: NodeSpec[] = [];
     for (let index = 1; index <= count; index++) {
-      specs.push({ id: `node${index}`, raftPort: await freePort(), grpcPort: await freePort(), httpPort: await freePort(), dataFolder: join(cluster.folder, `node${index}`), args: [...(options.args ?? [])], env: { ...(options.env ?? {}) } });
+      specs.push({
+        id: `node${index}`,
+        raftPort: await freePort(),
+        grpcPort: await freePort(),
+        httpPort: await freePort(),
+        dataFolder: join(cluster.folder, `node${index}`),
+        args: [...(options.args ?? [])],
+        env: { ...(options.env ?? {}) },
+        ...(options.fuse === true ? { mountFolder: join(cluster.folder, `node${index}-mount`), cacheFolder: join(cluster.folder, `node${index}-cache`) } : {}),
+      });
     }
     for (const spec of specs) {
       const peers = specs.filter((other) => other !== spec).map((other) => `127.0.0.1:${other.raftPort}`);
@@ -225,6 +245,12 @@ export class TestCluster {
   async shutdown(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.kill()));
     for (const node of this.nodes) node.client.close();
+    // A killed node's FUSE process unmounts when its IPC channel closes; wait for that (and
+    // lazily unmount what is left) so that removing the folder never walks into a mount.
+    const mounts = this.nodes.map((node) => node.spec.mountFolder).filter((folder): folder is string => folder !== undefined);
+    const deadline = Date.now() + 10_000;
+    while (mounts.some(isMountPoint) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const folder of mounts.filter(isMountPoint)) spawnSync('umount', ['-l', folder]);
   }
 
   /** Removes the folder unless the test failed (then the logs stay for reading). */
@@ -235,6 +261,14 @@ export class TestCluster {
   logs(): string {
     return this.nodes.map((node) => `==== ${node.spec.id}\n${node.logText()}`).join('\n');
   }
+}
+
+/** True when `folder` is a mount point now (per /proc/self/mountinfo). */
+export function isMountPoint(folder: string): boolean {
+  const escaped = folder.replace(/[ \t\n\\]/g, (character) => `\\${character.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === escaped);
 }
 
 /** Runs `dfs` with exactly `args` (no defaults added) until it exits; kills it after the timeout. */
