@@ -24,8 +24,11 @@ export type FileSystemCondition =
   | 'NameTooLong'
   /** A path that can never name a key ('..', NUL, an empty name...). */
   | 'InvalidPath'
-  /** The file changed or went away since it was opened: its handle never mixes two versions. */
-  | 'ChangedSinceOpen'
+  /**
+   * A read through a handle whose file is gone (removed, or renamed away) since it was opened: a
+   * handle reads its path's current version, and there is none.
+   */
+  | 'RemovedSinceOpen'
   /** A handle this process never gave out, or already released. */
   | 'BadHandle'
   /** Every handle is in use (the limit on open files of the mount). */
@@ -44,8 +47,9 @@ const errnoTable: { readonly [condition in Condition]: number } = {
   IsAFolder: errno.EISDIR,
   NameTooLong: errno.ENAMETOOLONG,
   InvalidPath: errno.EINVAL,
-  // EIO rather than ESTALE: the reader sees an I/O error and the log says which version changed.
-  ChangedSinceOpen: errno.EIO,
+  // EIO rather than ESTALE (which programs know only from NFS): the reader sees an I/O error, and
+  // the log says the file was removed.
+  RemovedSinceOpen: errno.EIO,
   BadHandle: errno.EBADF,
   TooManyOpenFiles: errno.ENFILE,
   // The store's codes, as a StateReader call may throw them.
@@ -54,7 +58,7 @@ const errnoTable: { readonly [condition in Condition]: number } = {
   InvalidArgument: errno.EINVAL,
   // A read range past the reader's limit: FUSE asks for at most 128 KiB, so a bug if it happens.
   TooLarge: errno.EIO,
-  // readRange with the version captured at open: the file is another version now.
+  // A stream whose version was dropped meanwhile, or a store that is not a dfs state store.
   FailedPrecondition: errno.EIO,
   AlreadyExists: errno.EEXIST,
   // Codes of the write path and of the cluster: a read of the local state never meets them, and

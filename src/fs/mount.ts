@@ -3,24 +3,35 @@
 // process leaves behind ("Transport endpoint is not connected").
 //
 // Kernel caches. After a change is applied on this node, no reader may see the old content or
-// size, and no open handle may mix two versions (DESIGN.md, "Consistency the user can rely on").
-// The choice, and why:
+// size, and reads of unchanged files should cost what reading the page cache costs (DESIGN.md,
+// "Consistency the user can rely on"). The choice, and why:
 // - entry_timeout=0, negative_timeout=0, attr_timeout=0: every path walk and stat asks us, so a
-//   new, removed or resized file shows at once (the price: one getattr per entry of `ls -l`, which
-//   is one LMDB get; libfuse 2 has no readdirplus to save it).
-// - direct_io: no page cache for file contents at all; every read comes to us and is served from
-//   LMDB at the version its handle opened. The alternative, keeping the page cache while a file's
-//   version is unchanged, cannot be had through fuse-native 2.2.6: its open callback cannot set
-//   keep_cache, and libfuse's auto_cache keeps the cache while size and mtime are unchanged —
-//   mtime in milliseconds through fuse-native — so two versions of equal size written in the same
-//   millisecond would be served stale. Without keep_cache (the default) the cache lives only while
-//   a file is open, but it is shared by all handles of the file: a reader that opened version 1
-//   would read pages another reader loaded of version 2, a mix. direct_io has neither problem.
-//   Its costs: every read is a round trip to this process, warm or cold — on the 2-core test
-//   machine about 600 MB/s for a 256 MiB file read in 1 MiB (128 KiB requests), 65 MB/s in 4 KiB
-//   reads (st_blksize is 128 KiB so that stdio, coreutils and Python read in 128 KiB); and
-//   MAP_SHARED mmap fails with ENODEV (MAP_PRIVATE, which running a program uses, works). Serving
-//   warm reads from the page cache needs keep_cache per open, i.e. a patched binding.
+//   new, removed or resized file shows at once. The price: `ls -l FOLDER` costs five requests per
+//   entry (libfuse 2 has no readdirplus): a getattr of the mount's root and of the folder (the
+//   permission checks of default_permissions along the path), a lookup of the folder and of the
+//   name, and the getattr of the name — each about one LMDB get, but each also a round trip
+//   through fuse-native's thread hand-off, which costs far more than the get.
+// - file contents live in the kernel's page cache (no direct_io), kept across opens by libfuse's
+//   auto_cache: at every open libfuse asks us for the attributes again (fgetattr; ac_attr_timeout=0
+//   makes that every open) and keeps the cached pages only if size and mtime equal what it heard
+//   before; otherwise the kernel drops them as the open completes. fuse-native 2.2.6 carries mtime
+//   in whole milliseconds, so operations.ts makes sure that two versions never report the same
+//   size and mtime (1 ms later when they would), and read() serves the current version, so that
+//   pages loaded after a change, by any handle, are of the new version. Hence: a new open (cat,
+//   cp, an editor) sees the new content and size at once; so does a stat for the size (a size
+//   change also makes the kernel drop the pages when it hears of it). A handle opened before a
+//   change reads the new content from pages not cached yet, and everything new once the file is
+//   opened again by anyone; until then it may still be served pages it (or another handle) cached
+//   before a change of the same size: libfuse 2.9 offers no auto_inval_data (which would check the
+//   attributes at each read) and fuse-native exposes no cache invalidation call. The gain: warm
+//   reads never reach this process, MAP_SHARED mmap works, and the kernel reads ahead.
+// - fgetattr: fuse-native 2.2.6 answers it with getattr, which would hide the open check from
+//   operations.ts; DfsFuse routes it to fileSystem.fgetattr instead (see ReportedFiles there).
+// - no max_readahead: libfuse 2 may only lower the kernel's 128 KiB, reads are at most 128 KiB
+//   (libfuse 2 negotiates no bigger requests), and raising the mount's read_ahead_kb (sysfs, 1 and
+//   4 MiB) did not make cold reads faster on the test machine: one JS thread answers the reads.
+// - no fuse-native timeout: every operation answers synchronously, and its timer (a setTimeout
+//   and clearTimeout per request) is a measurable part of a getattr's cost.
 // - ro: the kernel refuses writes with EROFS before they reach us; the write callbacks answer
 //   EROFS too, for anything that gets through.
 // - default_permissions: the kernel enforces the mode bits carried from the source files.
@@ -39,10 +50,15 @@ import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type FuseNative from 'fuse-native';
 
-import { errnoFor, errnoOf } from './errno.js';
+import { errnoOf, FileSystemError } from './errno.js';
 import { writeOperations, type ReadOnlyFileSystem, type WriteOperation } from './operations.js';
 
 type FuseModule = typeof FuseNative;
+
+/** The one internal of fuse-native 2.2.6's Fuse class DfsFuse calls (index.js: `_op_getattr`). */
+interface FuseInternals {
+  _op_getattr(this: { ops: Pick<FuseNative.Operations, 'getattr'> }, signal: unknown, target: string): void;
+}
 
 /** Why a machine cannot mount: the keys match src/fs/fuse-contract.ts's exit codes. */
 export type MountProblem = 'deviceMissing' | 'libraryMissing' | 'permissionDenied' | 'mountPointUnusable' | 'mountFailed';
@@ -67,7 +83,7 @@ export interface MountSettings {
 
 /** The -o options of the mount (see the file's comment for each). */
 export function mountOptions(settings: Pick<MountSettings, 'allowOther' | 'autoUnmount'>): string[] {
-  const options = ['ro', 'fsname=dfs', 'subtype=dfs', 'default_permissions', 'direct_io', 'entry_timeout=0', 'negative_timeout=0', 'attr_timeout=0'];
+  const options = ['ro', 'fsname=dfs', 'subtype=dfs', 'default_permissions', 'auto_cache', 'ac_attr_timeout=0', 'entry_timeout=0', 'negative_timeout=0', 'attr_timeout=0'];
   if (settings.allowOther) options.push('allow_other');
   if (settings.autoUnmount) options.push('auto_unmount');
   return options;
@@ -276,6 +292,13 @@ export function fuseOperations(fileSystem: ReadOnlyFileSystem, logger: Logger): 
         callback(failure('getattr', target, error));
       }
     },
+    fgetattr(target, _handle, callback) {
+      try {
+        callback(0, fileSystem.fgetattr(target));
+      } catch (error) {
+        callback(failure('fgetattr', target, error));
+      }
+    },
     readdir(target, callback) {
       try {
         const listing = fileSystem.readdir(target);
@@ -296,7 +319,7 @@ export function fuseOperations(fileSystem: ReadOnlyFileSystem, logger: Logger): 
         callback(fileSystem.read(handle, buffer, length, position));
       } catch (error) {
         const errno = failure('read', target, error);
-        if (errno === errnoFor('ChangedSinceOpen')) logger.info({ path: target }, `${target} changed while open: its reader gets EIO and must open it again`);
+        if (error instanceof FileSystemError && error.condition === 'RemovedSinceOpen') logger.info({ path: target }, `${target} was removed while open: its reader gets EIO`);
         callback(errno);
       }
     },
@@ -357,13 +380,27 @@ export async function mountFileSystem(fuseNative: FuseModule, fileSystem: ReadOn
   const mountPoint = path.resolve(settings.mountPoint);
   const options = mountOptions(settings);
   // fuse-native builds the -o string from its own options, drops zero timeouts (`if
-  // (opts.attrTimeout)`) and knows neither ro nor direct_io: give libfuse ours instead.
+  // (opts.attrTimeout)`) and knows neither ro nor auto_cache: give libfuse ours instead.
   class DfsFuse extends fuseNative {
     protected override _fuseOptions(): string {
-      return `-o${options.join(',')}`;
+      // (debug too: fuse-native would add it from its own options, which this replaces.)
+      return `-o${[...options, ...(settings.debug === true ? ['debug'] : [])].join(',')}`;
+    }
+
+    // fuse-native 2.2.6's own _op_fgetattr calls ops.getattr; run its _op_getattr (which encodes
+    // the answer for the binding) over our fgetattr instead, so auto_cache's check reaches it.
+    _op_fgetattr(signal: unknown, target: string, handle: number): void {
+      const fgetattr = this.operations.fgetattr;
+      if (fgetattr === undefined) throw new Error('fgetattr is not wired');
+      const getattr: FuseNative.Operations['getattr'] = (name, callback) => fgetattr(name, handle, callback);
+      (fuseNative.prototype as unknown as FuseInternals)._op_getattr.call({ ops: { getattr } }, signal, target);
+    }
+
+    private get operations(): FuseNative.Operations {
+      return (this as unknown as { ops: FuseNative.Operations }).ops;
     }
   }
-  const fuse = new DfsFuse(mountPoint, fuseOperations(fileSystem, logger), { debug: settings.debug ?? false });
+  const fuse = new DfsFuse(mountPoint, fuseOperations(fileSystem, logger), { debug: settings.debug ?? false, timeout: false });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new MountError('mountFailed', `libfuse did not finish mounting ${mountPoint} within ${mountTimeoutMilliseconds} ms`)), mountTimeoutMilliseconds);
     fuse.mount((error) => {

@@ -5,10 +5,19 @@
 // - getattr is one StateReader.stat (one LMDB get, plus two seeks for a folder that exists only
 //   because of what is under it): libfuse 2 has no readdirplus, so `ls -l` costs one per entry.
 // - readdir lists every child, paging through listChildren (cost proportional to the folder).
-// - open captures the file's version; every read of that handle is a readRange of exactly that
-//   version, read from LMDB a range at a time and copied into libfuse's buffer. If the file
-//   changes or goes away, the handle's reads fail (ChangedSinceOpen → EIO) instead of mixing
-//   versions: open it again to read the new one.
+// - read serves the file's current version at the time of the read, a range at a time from LMDB
+//   (never the whole file), copied into libfuse's buffer. Not the version the handle opened: the
+//   mount keeps file contents in the kernel's page cache (mount.ts), and that cache is shared by
+//   every handle of the file, so a page one handle loads is what a later open may be served. A
+//   page loaded after a change must therefore be of the new version. A handle whose file was
+//   removed (or renamed away) answers EIO (RemovedSinceOpen): there is nothing left to read.
+// - the mtime getattr reports is the file's modifiedMilliseconds, except that two versions never
+//   look alike: libfuse's auto_cache (mount.ts) keeps a file's cached pages at open only while the
+//   size and mtime it last heard are unchanged, and fuse-native carries mtime in whole
+//   milliseconds. So, per file, we remember the version, size and mtime last reported; when the
+//   version changed but size and mtime would repeat the last report, the mtime is reported 1 ms
+//   later. Every change between two reports then changes (size, mtime), and the next open drops
+//   the stale pages. See ReportedFiles for the bound on that memory and what happens beyond it.
 // - every write answers EROFS (the mount is also mounted `ro`, so the kernel refuses most writes
 //   before they get here).
 //
@@ -74,10 +83,14 @@ export interface OperationsOptions {
   readonly maxFolderEntries?: number;
   /** Bytes the state store takes on disk, for statfs (default: unknown, 0). */
   readonly storedBytes?: () => number;
+  /** Files whose last reported attributes are remembered (default 262,144; see ReportedFiles). */
+  readonly maxReportedFiles?: number;
 }
 
 export const defaultMaxOpenFiles = 65_536;
 export const defaultMaxFolderEntries = 1_000_000;
+/** About 30 MB of memory at most; more than an `ls -l` of a 100,000-file folder needs. */
+export const defaultMaxReportedFiles = 262_144;
 /**
  * st_blksize of files: programs size their reads by it (coreutils, stdio, Python's io), and the
  * kernel sends at most 128 KiB per FUSE read (libfuse 2 does not negotiate more), so reads of this
@@ -113,8 +126,99 @@ export type WriteOperation = (typeof writeOperations)[number];
 
 interface OpenFile {
   readonly key: string;
-  /** The version read through this handle, and only it. */
+}
+
+/** What libfuse does with a file's attributes, which decides whether they are remembered. */
+export type AttributeUse =
+  /** getattr (lookup, stat): libfuse records size and mtime for auto_cache and tells the kernel. */
+  | 'report'
+  /**
+   * fgetattr: libfuse's auto_cache check right after an open (also fstat, and a read past the
+   * end): an unchanged size and mtime there keeps the file's cached pages.
+   */
+  | 'openCheck'
+  /** readdir: libfuse 2 passes on only the entry's type and records nothing. */
+  | 'listing';
+
+/** One file's attributes as last reported to libfuse. */
+interface Report {
   readonly version: number;
+  readonly sizeBytes: number;
+  readonly mtimeMilliseconds: number;
+  /**
+   * Made after files were forgotten: libfuse may still hold an older report of this file that
+   * this one was not compared with, so a change may have gone unnoticed (see ReportedFiles).
+   */
+  readonly unsure: boolean;
+}
+
+/**
+ * The version, size and mtime last reported to libfuse for each file, and the mtime to report
+ * next: the file's own, or 1 ms later when the version changed but size and mtime would repeat the
+ * last report (two versions written with the same size and millisecond). libfuse's auto_cache
+ * compares each report with the one before and drops the file's pages at the next open if they
+ * differ; the kernel hears attributes only from libfuse, so this is exactly what it compares.
+ *
+ * Bounded: beyond maxFiles, the least recently reported file is forgotten. Its next report cannot
+ * be compared with what libfuse holds, so from the first file forgotten on, a file reported with
+ * no memory of it is `unsure`, and the open check of an unsure file reports an mtime 1 ms off the
+ * last report, which makes auto_cache drop the file's pages at that open. Beyond the bound a file
+ * may thus lose its cache once more and show its mtime 1 ms late until it changes; it is never
+ * served stale pages, except in one case: a file forgotten between an open's lookup and that
+ * open's check, which takes more than maxFiles other files reported in between.
+ */
+export class ReportedFiles {
+  /** In order of last report: the first is the one to forget. */
+  private readonly reports = new Map<string, Report>();
+  private forgottenCount = 0;
+
+  constructor(private readonly maxFiles: number) {
+    if (!Number.isSafeInteger(maxFiles) || maxFiles < 1) throw new Error(`maxReportedFiles must be a positive integer (${maxFiles})`);
+  }
+
+  /** Files remembered now. */
+  get size(): number {
+    return this.reports.size;
+  }
+
+  /** Files forgotten so far to stay within the bound. */
+  get forgotten(): number {
+    return this.forgottenCount;
+  }
+
+  /** The mtime to tell libfuse for `info` used as `use`; remembered unless it is a listing. */
+  mtimeOf(info: FileInfo, use: AttributeUse): number {
+    const own = info.modifiedMilliseconds;
+    const last = this.reports.get(info.key);
+    let mtimeMilliseconds: number;
+    let unsure: boolean;
+    if (last === undefined) {
+      mtimeMilliseconds = own;
+      unsure = this.forgottenCount > 0;
+    } else if (last.version === info.version) {
+      mtimeMilliseconds = last.mtimeMilliseconds;
+      unsure = last.unsure;
+      if (use === 'openCheck' && unsure) {
+        // Any change from the last report makes auto_cache drop the pages at this open.
+        mtimeMilliseconds = last.mtimeMilliseconds === own ? own + 1 : own;
+        unsure = false;
+      }
+    } else {
+      const repeats = info.sizeBytes === last.sizeBytes && own === last.mtimeMilliseconds;
+      mtimeMilliseconds = repeats ? own + 1 : own;
+      // This report differs from the last one, so libfuse notices the change whatever it held.
+      unsure = false;
+    }
+    if (use === 'listing') return mtimeMilliseconds;
+    if (last !== undefined) this.reports.delete(info.key);
+    this.reports.set(info.key, { version: info.version, sizeBytes: info.sizeBytes, mtimeMilliseconds, unsure });
+    if (this.reports.size > this.maxFiles) {
+      const oldest = this.reports.keys().next().value as string;
+      this.reports.delete(oldest);
+      this.forgottenCount++;
+    }
+    return mtimeMilliseconds;
+  }
 }
 
 export class ReadOnlyFileSystem {
@@ -122,6 +226,7 @@ export class ReadOnlyFileSystem {
   private lastHandle = 0;
   private readonly maxOpenFiles: number;
   private readonly maxFolderEntries: number;
+  private readonly reportedFiles: ReportedFiles;
 
   constructor(
     private readonly state: StateView,
@@ -129,6 +234,7 @@ export class ReadOnlyFileSystem {
   ) {
     this.maxOpenFiles = options.maxOpenFiles ?? defaultMaxOpenFiles;
     this.maxFolderEntries = options.maxFolderEntries ?? defaultMaxFolderEntries;
+    this.reportedFiles = new ReportedFiles(options.maxReportedFiles ?? defaultMaxReportedFiles);
     if (!Number.isSafeInteger(this.maxOpenFiles) || this.maxOpenFiles < 1 || this.maxOpenFiles > 0x7fff_ffff) {
       throw new Error(`maxOpenFiles must be from 1 to 2^31-1 (${this.maxOpenFiles})`);
     }
@@ -139,10 +245,22 @@ export class ReadOnlyFileSystem {
     return this.handles.size;
   }
 
+  /** Files whose last reported attributes are remembered, and how many were forgotten (for tests and status). */
+  get reportedFileCounts(): { readonly remembered: number; readonly forgotten: number } {
+    return { remembered: this.reportedFiles.size, forgotten: this.reportedFiles.forgotten };
+  }
+
+  /** The attributes libfuse records and passes to the kernel (lookup, stat). */
   getattr(path: string): Attributes {
-    const info = this.state.stat(keyOfPath(path));
-    if (info === null) throw new FileSystemError('NotFound', `no file or folder at ${path}`);
-    return this.attributesOf(info);
+    return this.attributesAt(path, 'report');
+  }
+
+  /**
+   * The attributes asked for through an open handle: libfuse's auto_cache check right after open
+   * (the handle itself is not needed: a handle reads its path's current version).
+   */
+  fgetattr(path: string): Attributes {
+    return this.attributesAt(path, 'openCheck');
   }
 
   readdir(path: string): Listing {
@@ -150,7 +268,7 @@ export class ReadOnlyFileSystem {
     const folder = this.state.stat(key);
     if (folder === null) throw new FileSystemError('NotFound', `no folder at ${path}`);
     if (folder.kind === 'file') throw new FileSystemError('NotAFolder', `${path} is a file`);
-    const own = this.attributesOf(folder);
+    const own = this.attributesOf(folder, 'listing');
     const names: string[] = ['.', '..'];
     const attributes: Attributes[] = [own, own];
     let pageToken = '';
@@ -161,7 +279,7 @@ export class ReadOnlyFileSystem {
       }
       for (const child of page.entries) {
         names.push(child.name);
-        attributes.push(this.attributesOf(child));
+        attributes.push(this.attributesOf(child, 'listing'));
       }
       pageToken = page.nextPageToken;
     } while (pageToken !== '');
@@ -181,27 +299,20 @@ export class ReadOnlyFileSystem {
       throw new FileSystemError('TooManyOpenFiles', `${this.maxOpenFiles} files are open on the mount already`);
     }
     const handle = this.nextHandle();
-    this.handles.set(handle, { key, version: info.version });
+    this.handles.set(handle, { key });
     return handle;
   }
 
   /**
-   * Copies up to `length` bytes of the handle's version from `position` into `target`; answers the
-   * count (less only at the end of the file, 0 past it).
+   * Copies up to `length` bytes of the file's current version (not the one the handle opened: see
+   * the file's comment) from `position` into `target`; answers the count (less only at the end of
+   * the file, 0 past it). RemovedSinceOpen (EIO) if no file is at the handle's path any more.
    */
   read(handle: number, target: Uint8Array, length: number, position: number): number {
     const file = this.handles.get(handle);
     if (file === undefined) throw new FileSystemError('BadHandle', `no open file with handle ${handle}`);
-    let data: Uint8Array | null;
-    try {
-      data = this.state.readRange(file.key, position, Math.min(length, target.length), file.version);
-    } catch (error) {
-      if (error instanceof DfsError && error.code === 'FailedPrecondition') {
-        throw new FileSystemError('ChangedSinceOpen', `${file.key} changed since it was opened (version ${file.version}): ${error.message}`);
-      }
-      throw error;
-    }
-    if (data === null) throw new FileSystemError('ChangedSinceOpen', `${file.key} was removed since it was opened (version ${file.version})`);
+    const data = this.state.readRange(file.key, position, Math.min(length, target.length));
+    if (data === null) throw new FileSystemError('RemovedSinceOpen', `${file.key} was removed (or renamed) since it was opened`);
     target.set(data, 0);
     return data.length;
   }
@@ -234,12 +345,20 @@ export class ReadOnlyFileSystem {
     throw new FileSystemError('ReadOnly', `${operation} ${path}: the mount is read-only (write through the cache folder or the API)`);
   }
 
-  private attributesOf(info: PathInfo): Attributes {
-    return info.kind === 'file' ? this.fileAttributes(info) : this.folderAttributes(info);
+  private attributesAt(path: string, use: AttributeUse): Attributes {
+    const info = this.state.stat(keyOfPath(path));
+    if (info === null) throw new FileSystemError('NotFound', `no file or folder at ${path}`);
+    return this.attributesOf(info, use);
   }
 
-  private fileAttributes(info: FileInfo): Attributes {
-    const time = info.modifiedMilliseconds;
+  private attributesOf(info: PathInfo, use: AttributeUse): Attributes {
+    return info.kind === 'file' ? this.fileAttributes(info, use) : this.folderAttributes(info);
+  }
+
+  private fileAttributes(info: FileInfo, use: AttributeUse): Attributes {
+    // Folders need no such care: the kernel caches no folder contents here (libfuse 2 never asks
+    // it to), so only a file's mtime carries the auto_cache decision.
+    const time = this.reportedFiles.mtimeOf(info, use);
     return {
       mode: constants.S_IFREG | (info.modeBits & 0o7777),
       uid: this.options.uid,

@@ -5,9 +5,12 @@
 // compared with what was written — attributes (mode, size, times, owner, blocks) of files and of
 // explicit, implied and root folders; listings in order with each entry's type, across listing
 // pages and up to the entry limit; reads by range across chunk boundaries and past the end; a
-// handle that keeps its version or fails with EIO when the file changes or goes away, never a
-// mix; EROFS for every write, both from the operations and from the fuse-native callbacks that
-// mount.ts wires; paths that could escape ('..', NUL, empty names) refused; and the errno table.
+// handle that reads its path's current version, and fails with EIO once the file is gone; the
+// mtime reported to libfuse, which must change with every version even when size and millisecond
+// mtime do not (what auto_cache compares), stay put while the version does, and stay safe beyond
+// the bound on remembered files; EROFS for every write, both from the operations and from the
+// fuse-native callbacks that mount.ts wires; paths that could escape ('..', NUL, empty names)
+// refused; and the errno table.
 
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -197,7 +200,7 @@ t.test('open and read: ranges across chunks, the end of the file, handles', asyn
   t.equal(failure(() => fileSystem.open('/folder', fsConstants.O_RDONLY)), -errno.EISDIR);
 });
 
-t.test('a handle reads the version it opened, or fails: never a mix', async (t) => {
+t.test('a handle reads the current version of its path, and fails once the file is gone', async (t) => {
   const { fixture, fileSystem } = setUp(t, 'versions');
   const first = pseudoRandomBytes(3 * 1024 * 1024, 11);
   const second = pseudoRandomBytes(3 * 1024 * 1024, 12); // same size, same mtime below
@@ -207,9 +210,15 @@ t.test('a handle reads the version it opened, or fails: never a mix', async (t) 
   t.equal(fileSystem.read(handle, buffer, buffer.length, 0), buffer.length);
   t.ok(buffer.equals(first.subarray(0, buffer.length)));
 
+  // The kernel's page cache is shared by every handle of the file: a page read through the old
+  // handle after the change must be of the new version, or a later open could be served it.
   fixture.run(put('file', second, 0o644, 42));
-  t.equal(failure(() => fileSystem.read(handle, buffer, buffer.length, buffer.length)), -errno.EIO, 'the old handle fails after the change');
-  t.ok(readAll(fileSystem, '/file').equals(second), 'a new open reads the new version');
+  t.equal(fileSystem.read(handle, buffer, buffer.length, buffer.length), buffer.length);
+  t.ok(buffer.equals(second.subarray(buffer.length, 2 * buffer.length)), 'the old handle reads the new version');
+  t.ok(readAll(fileSystem, '/file').equals(second), 'so does a new open');
+  fixture.run(put('file', 'short'));
+  t.equal(fileSystem.read(handle, buffer, buffer.length, 0), 5, 'and the new size');
+  t.equal(fileSystem.read(handle, buffer, buffer.length, 1024 * 1024), 0, 'nothing past the new end');
   fileSystem.release(handle);
 
   const before = fileSystem.open('/file', fsConstants.O_RDONLY);
@@ -222,6 +231,70 @@ t.test('a handle reads the version it opened, or fails: never a mix', async (t) 
   fixture.run({ type: 'rename', from: 'moving', to: 'moved' });
   t.equal(failure(() => fileSystem.read(moving, buffer, buffer.length, 0)), -errno.EIO, 'so does a renamed one');
   t.equal(readAll(fileSystem, '/moved').toString(), 'content');
+});
+
+t.test('the reported mtime changes with every version, even when size and mtime do not', async (t) => {
+  const { fixture, fileSystem } = setUp(t, 'mtime');
+  fixture.run(put('file', 'version 1', 0o644, 1_000));
+  t.equal(fileSystem.getattr('/file').mtime, 1_000, 'the file\'s own mtime');
+  t.equal(fileSystem.fgetattr('/file').mtime, 1_000, 'at open too: unchanged, so auto_cache keeps the cache');
+
+  fixture.run(put('file', 'version 2', 0o644, 1_000));
+  t.equal(fileSystem.readdir('/').attributes[2]?.mtime, 1_001, 'a listing shows what getattr will report');
+  const bumped = fileSystem.getattr('/file');
+  t.match(bumped, { size: 9, mtime: 1_001, atime: 1_001, ctime: 1_001 }, 'same size and mtime as reported before: 1 ms later');
+  t.equal(fileSystem.getattr('/file').mtime, 1_001, 'and it stays so while the version does');
+  t.equal(fileSystem.fgetattr('/file').mtime, 1_001);
+
+  fixture.run(put('file', 'version 3', 0o644, 1_000));
+  t.equal(fileSystem.getattr('/file').mtime, 1_000, 'the next same-size version differs from 1,001: its own mtime');
+  fixture.run(put('file', 'version 4', 0o644, 1_001));
+  t.equal(fileSystem.getattr('/file').mtime, 1_001, 'a real mtime change is reported as it is');
+  fixture.run(put('file', 'version 5', 0o644, 1_001));
+  t.equal(fileSystem.getattr('/file').mtime, 1_002);
+  fixture.run(put('file', 'longer version 6', 0o644, 1_002));
+  t.equal(fileSystem.getattr('/file').mtime, 1_002, 'a new size is a change by itself');
+
+  // Versions that come and go between two reports: only the last report counts.
+  fixture.run(put('file', 'version 7 .....', 0o644, 1_002));
+  fixture.run(put('file', 'longer version 8', 0o644, 1_002));
+  t.equal(fileSystem.getattr('/file').mtime, 1_003, 'the version changed since the last report (16 bytes, 1,002)');
+
+  // A removed and re-created file is the same path to libfuse (and the kernel's inode).
+  fixture.run({ type: 'delete', key: 'file' });
+  t.equal(failure(() => fileSystem.getattr('/file')), -errno.ENOENT);
+  fixture.run(put('file', 'longer version 9', 0o644, 1_003));
+  t.equal(fileSystem.getattr('/file').mtime, 1_004);
+  t.same(fileSystem.reportedFileCounts, { remembered: 1, forgotten: 0 });
+  fileSystem.readdir('/');
+  fixture.run(put('other', 'x'));
+  fileSystem.readdir('/');
+  t.same(fileSystem.reportedFileCounts, { remembered: 1, forgotten: 0 }, 'listings remember nothing (libfuse 2 keeps only the type)');
+});
+
+t.test('beyond the bound on remembered files, an open drops the cache instead of risking it', async (t) => {
+  const { fixture, fileSystem } = setUp(t, 'mtime-bound', { maxReportedFiles: 2 });
+  for (const name of ['a', 'b']) fixture.run(put(name, name, 0o644, 5_000));
+  t.equal(fileSystem.getattr('/a').mtime, 5_000);
+  t.equal(fileSystem.getattr('/b').mtime, 5_000);
+  t.equal(fileSystem.fgetattr('/a').mtime, 5_000, 'within the bound an open check repeats the report');
+  t.same(fileSystem.reportedFileCounts, { remembered: 2, forgotten: 0 });
+
+  // Reporting c forgets b, the least recently reported. b then changes with the same size and
+  // mtime: with no memory of the last report, getattr cannot tell it must differ...
+  fixture.run(put('c', 'c', 0o644, 5_000));
+  t.equal(fileSystem.getattr('/c').mtime, 5_000);
+  t.same(fileSystem.reportedFileCounts, { remembered: 2, forgotten: 1 });
+  fixture.run(put('b', 'B', 0o644, 5_000));
+  t.equal(fileSystem.getattr('/b').mtime, 5_000, 'no memory of b: its own mtime');
+  // ...so the open check differs from that report, which makes auto_cache drop b's pages.
+  t.equal(fileSystem.fgetattr('/b').mtime, 5_001, 'the open check of a file reported without memory differs');
+  t.equal(fileSystem.getattr('/b').mtime, 5_001, 'and then stays put');
+  t.equal(fileSystem.fgetattr('/b').mtime, 5_001, 'so the next open keeps the cache');
+  fixture.run(put('b', 'b', 0o644, 5_000));
+  t.equal(fileSystem.getattr('/b').mtime, 5_000, 'a later version is compared as usual');
+  t.equal(fileSystem.fgetattr('/b').mtime, 5_000);
+  t.throws(() => new ReadOnlyFileSystem(fixture.reader, { ...options, maxReportedFiles: 0 }), /maxReportedFiles/);
 });
 
 t.test('open limits: writes are refused, handles are bounded', async (t) => {
@@ -264,6 +337,8 @@ t.test('the fuse-native callbacks answer what the operations do', async (t) => {
   };
 
   t.match(answer((callback) => operations.getattr?.('/dir/file', callback)), { errno: 0, value: { size: 7 } });
+  t.match(answer((callback) => operations.fgetattr?.('/dir/file', 1, callback)), { errno: 0, value: { size: 7 } }, 'fgetattr: the open check of auto_cache');
+  t.equal(answer((callback) => operations.fgetattr?.('/nothing', 1, callback)).errno, -errno.ENOENT);
   t.equal(answer((callback) => operations.getattr?.('/nothing', callback)).errno, -errno.ENOENT);
   t.equal(answer((callback) => operations.getattr?.('/a/../b', callback)).errno, -errno.EINVAL);
   let listed: readonly string[] | undefined;
@@ -344,7 +419,7 @@ t.test('the errno table', async (t) => {
     IsAFolder: errno.EISDIR,
     NameTooLong: errno.ENAMETOOLONG,
     InvalidPath: errno.EINVAL,
-    ChangedSinceOpen: errno.EIO,
+    RemovedSinceOpen: errno.EIO,
     BadHandle: errno.EBADF,
     TooManyOpenFiles: errno.ENFILE,
     KeyNotFound: errno.ENOENT,
