@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // `npm run cluster`: three dfs nodes on 127.0.0.1 for trying dfs out on one machine. Node N
-// listens for peers on 1200N and for gRPC on 1300N, keeps its data in ./cluster-data/nodeN, and
-// lists the other two as peers (they form one cluster on first start and restart from their
-// data afterwards). Their logs are shown together, one line per event; Ctrl-C stops all three
-// gracefully.
+// listens for peers on 1200N and for gRPC on 1300N, keeps its data in ./cluster-data/nodeN,
+// mounts the namespace read-only at ./cluster-data/nodeN-mount and replicates what is written into
+// ./cluster-data/nodeN-cache, and lists the other two as peers (they form one cluster on first
+// start and restart from their data afterwards). Their logs are shown together, one line per
+// event; Ctrl-C stops all three gracefully. Where FUSE cannot run, each node says why in one line
+// and goes on without its mount (the cache folders still work); DFS_CLUSTER_FUSE=false turns both
+// off.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 const nodeCount = 3;
 const main = fileURLToPath(new URL('./main.js', import.meta.url));
 const dataRoot = resolve(process.env['DFS_CLUSTER_DATA'] ?? 'cluster-data');
+const fuse = process.env['DFS_CLUSTER_FUSE'] !== 'false';
 const levels: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
 function show(id: string, line: string): void {
@@ -36,7 +40,12 @@ for (let index = 1; index <= nodeCount; index++) {
     .map((other) => `127.0.0.1:${12000 + other}`);
   const child = spawn(
     process.execPath,
-    [main, '-id', id, '-raft', `127.0.0.1:${12000 + index}`, '-grpc', `127.0.0.1:${13000 + index}`, '-http', `127.0.0.1:${14000 + index}`, '-data', dataFolder, '-peers', peers.join(','), '-no-fuse'],
+    [
+      main,
+      ...['-id', id, '-raft', `127.0.0.1:${12000 + index}`, '-grpc', `127.0.0.1:${13000 + index}`, '-http', `127.0.0.1:${14000 + index}`],
+      ...['-data', dataFolder, '-peers', peers.join(',')],
+      ...(fuse ? ['-mount', join(dataRoot, `${id}-mount`), '-cache', join(dataRoot, `${id}-cache`)] : ['-no-fuse']),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   for (const stream of [child.stdout, child.stderr]) {
@@ -51,6 +60,7 @@ for (let index = 1; index <= nodeCount; index++) {
 
 process.stdout.write(
   `dfs: 3 nodes starting on 127.0.0.1 — gRPC on 13001, 13002, 13003; data in ${dataRoot}\n` +
+    (fuse ? `     write files into ${join(dataRoot, 'node1-cache')}, read them under ${join(dataRoot, 'node3-mount')}\n` : '') +
     `     try: grpcurl -plaintext -d '{"key":"foo","data":"YmFy"}' localhost:13001 dfs.FileService/Put\n` +
     `     Ctrl-C stops the cluster.\n`,
 );
