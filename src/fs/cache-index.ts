@@ -10,6 +10,8 @@
 // LMDB environment in the data folder. Losing the file is harmless: everything is sent again once
 // and deletions made while the node was down are not replayed.
 
+import { createHash } from 'node:crypto';
+
 import { open, type RootDatabase } from 'lmdb';
 
 export type IndexEntry =
@@ -44,6 +46,19 @@ export interface IndexView {
 
 const cacheFolderKey = '\u0000cacheFolder';
 
+/**
+ * LMDB keys are at most 1978 bytes, paths up to 4096: a long path is stored under a hash of it,
+ * with the path itself in the value. The hashed key starts with '/', which no path does (a control
+ * character would not do: lmdb-js reads a key that starts with one back as another type).
+ */
+const longestDirectKeyBytes = 1_024;
+const hashedKeyPrefix = '/sha256:';
+
+function storageKey(path: string): string {
+  if (path.length * 3 <= longestDirectKeyBytes || Buffer.byteLength(path) <= longestDirectKeyBytes) return path;
+  return hashedKeyPrefix + createHash('sha256').update(path).digest('hex');
+}
+
 function inodeKey(device: number, inode: number): string {
   return `${device}:${inode}`;
 }
@@ -77,7 +92,8 @@ export class CacheIndex implements IndexView {
     }
     for (const { key, value } of database.getRange({})) {
       if (typeof key !== 'string' || key === cacheFolderKey) continue;
-      index.remember(key, value as IndexEntry);
+      const { path, ...entry } = value as IndexEntry & { path?: string };
+      index.remember(path ?? key, entry as IndexEntry);
     }
     return index;
   }
@@ -107,13 +123,14 @@ export class CacheIndex implements IndexView {
   set(path: string, entry: IndexEntry): void {
     this.forget(path);
     this.remember(path, entry);
-    void this.database?.put(path, entry);
+    const key = storageKey(path);
+    void this.database?.put(key, key === path ? entry : { ...entry, path });
   }
 
   delete(path: string): void {
     if (!this.entries.has(path)) return;
     this.forget(path);
-    void this.database?.remove(path);
+    void this.database?.remove(storageKey(path));
   }
 
   /** Removes `folder` and everything under it. */
@@ -122,12 +139,15 @@ export class CacheIndex implements IndexView {
     this.delete(folder);
   }
 
-  /** Moves the entry of `from` (and, for a folder, every entry under it) to `to`. */
-  rename(from: string, to: string): void {
+  /**
+   * Moves the entry of `from` (and, for a folder, every entry under it) to `to`. A rename gives
+   * every file it moves a new namespace version: `version`, when the caller knows it.
+   */
+  rename(from: string, to: string, version?: number): void {
     const moved: [string, IndexEntry][] = [];
     for (const path of [from, ...this.pathsUnder(from)]) {
       const entry = this.entries.get(path);
-      if (entry !== undefined) moved.push([to + path.slice(from.length), entry]);
+      if (entry !== undefined) moved.push([to + path.slice(from.length), entry.kind === 'file' && version !== undefined ? { ...entry, version } : entry]);
       this.delete(path);
     }
     for (const [path, entry] of moved) this.set(path, entry);

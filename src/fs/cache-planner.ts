@@ -6,14 +6,17 @@
 //   one `rename` moves the file, or the folder with everything under it, on every node.
 // - A gone path the index knows is deleted: one `deleteFolder` for the top-most gone folder covers
 //   everything under it.
+// - A present path whose kind changed (a file where a folder was, or the reverse) is deleted
+//   first, then created anew.
 // - A present folder the index does not know becomes an explicit folder (so empty folders show).
 // - A present file whose size, mtime, mode or inode differ from the index is uploaded (once the
 //   watcher has seen that its writer finished); an unchanged one is skipped.
 // - Names that cannot be keys (too long, not UTF-8, ...) and things that are not files or folders
 //   (symbolic links, sockets, devices) are reported instead of silently dropped.
 //
-// Actions come out in an order that is safe to run one after the other: renames (shallow first),
-// deletions, folders (shallow first), then uploads.
+// Actions come out in an order that is safe to run one after the other: renames (shallow first;
+// one whose source a folder rename already moved names the source where that rename put it),
+// deletions, folders (shallow first), uploads, then reports.
 
 import { validateKey } from '../store/keys.js';
 import type { IndexView } from './cache-index.js';
@@ -38,8 +41,9 @@ export type ObservedFolder = Extract<Observed, { kind: 'folder' }>;
 
 export type Action =
   | { readonly type: 'rename'; readonly from: string; readonly to: string }
-  | { readonly type: 'delete'; readonly path: string }
-  | { readonly type: 'deleteFolder'; readonly path: string }
+  /** `replaced`: the path is present with another kind (a file where a folder was, or the reverse). */
+  | { readonly type: 'delete'; readonly path: string; readonly replaced?: boolean }
+  | { readonly type: 'deleteFolder'; readonly path: string; readonly replaced?: boolean }
   | { readonly type: 'makeFolder'; readonly path: string; readonly observed: ObservedFolder }
   | { readonly type: 'upload'; readonly path: string; readonly observed: ObservedFile }
   | { readonly type: 'report'; readonly path: string; readonly problem: string };
@@ -86,56 +90,72 @@ function sameFile(entry: ReturnType<IndexView['get']>, observed: ObservedFile): 
  * inode it sees to what it looks at.
  */
 export function planChanges(observed: ReadonlyMap<string, Observed>, index: IndexView): Action[] {
-  const renames: { path: string; from: string }[] = [];
+  /** In the order they run; `from` is where the namespace holds the content once the earlier ones ran. */
+  const renames: { from: string; to: string }[] = [];
   const deletions: Action[] = [];
   const folders: (Action & { type: 'makeFolder' })[] = [];
   const uploads: (Action & { type: 'upload' })[] = [];
-  const reports: Action[] = [];
+  const reports: (Action & { type: 'report' })[] = [];
+
+  /** Where the content the index knows at `path` is once the renames so far have run. */
+  const whereNow = (path: string): string => {
+    let current = path;
+    for (const { from, to } of renames) if (current === from || isUnder(current, from)) current = to + current.slice(from.length);
+    return current;
+  };
+  /** The index entry a path will have once the renames are done (undefined: nothing, or moved away). */
+  const entryAfterRenames = (path: string): ReturnType<IndexView['get']> => {
+    let current = path;
+    for (let position = renames.length - 1; position >= 0; position--) {
+      const { from, to } = renames[position]!;
+      if (current === to || isUnder(current, to)) current = from + current.slice(to.length);
+      else if (current === from || isUnder(current, from)) return undefined;
+    }
+    return index.get(current);
+  };
 
   // Renames: a present path whose inode the index knows under a path that is gone now.
-  const renamedFrom = new Set<string>();
-  const renamedTo = new Map<string, string>();
-  const candidates = [...observed].filter(([path, seen]) => path !== '' && (seen.kind === 'file' || seen.kind === 'folder'));
-  candidates.sort(([left], [right]) => depth(left) - depth(right));
-  for (const [path, seen] of candidates) {
+  const candidates = [...observed]
+    .filter(([path, seen]) => path !== '' && (seen.kind === 'file' || seen.kind === 'folder'))
+    .map(([path, seen]) => ({ path, seen }))
+    .sort(byDepth);
+  for (const { path, seen } of candidates) {
     if (seen.kind !== 'file' && seen.kind !== 'folder') continue;
     const known = index.get(path);
     if (known !== undefined && known.device === seen.device && known.inode === seen.inode) continue;
-    const from = index.pathOfInode(seen.device, seen.inode);
-    if (from === undefined || from === path || observed.get(from)?.kind !== 'missing') continue;
-    if (index.get(from)?.kind !== seen.kind) continue;
-    // Inside a folder that is itself being moved: the folder's rename carries it.
-    if ([...renamedTo].some(([to, origin]) => isUnder(path, to) && isUnder(from, origin))) continue;
+    const original = index.pathOfInode(seen.device, seen.inode);
+    if (original === undefined || original === path || observed.get(original)?.kind !== 'missing') continue;
+    if (index.get(original)?.kind !== seen.kind) continue;
     if (pathProblem(path) !== null) continue;
-    renames.push({ path, from });
-    renamedFrom.add(from);
-    renamedTo.set(path, from);
+    // A file cannot replace a folder (nor a folder a file) by a rename: that is a deletion and new content.
+    const replaced = entryAfterRenames(path);
+    if (replaced !== undefined && replaced.kind !== seen.kind) continue;
+    const from = whereNow(original);
+    // Inside a folder that is itself being moved: the folder's rename carries it here.
+    if (from === path) continue;
+    renames.push({ from, to: path });
   }
 
-  /** The index entry a path will have once the renames are done. */
-  const entryAfterRenames = (path: string): ReturnType<IndexView['get']> => {
-    for (const [to, from] of renamedTo) {
-      if (path === to) return index.get(from);
-      if (isUnder(path, to)) return index.get(from + path.slice(to.length));
-    }
-    for (const from of renamedFrom) if (path === from || isUnder(path, from)) return undefined;
-    return index.get(path);
-  };
-  const movedAway = (path: string): boolean => [...renamedFrom].some((from) => path === from || isUnder(path, from));
-
-  // Deletions: gone paths the index knows (and that no rename carried away), top-most only.
-  const gone = [...observed]
-    .filter(([path, seen]) => path !== '' && seen.kind === 'missing' && index.get(path) !== undefined && !movedAway(path))
-    .map(([path]) => path)
-    .sort((left, right) => depth(left) - depth(right));
+  // Deletions: gone paths whose content (after the renames) the index knows, and present paths
+  // whose kind changed (a file where a folder was, or the reverse); top-most only.
+  const gone: { path: string; entry: NonNullable<ReturnType<IndexView['get']>>; replaced: boolean }[] = [];
+  for (const [path, seen] of observed) {
+    if (path === '' || seen.kind === 'unsupported') continue;
+    const entry = entryAfterRenames(path);
+    if (entry === undefined) continue;
+    if (seen.kind === 'missing') gone.push({ path, entry, replaced: false });
+    else if (entry.kind !== seen.kind && pathProblem(path) === null) gone.push({ path, entry, replaced: true });
+  }
+  gone.sort(byDepth);
   const deletedFolders: string[] = [];
-  for (const path of gone) {
+  for (const { path, entry, replaced } of gone) {
     if (deletedFolders.some((folder) => isUnder(path, folder))) continue;
-    if (index.get(path)?.kind === 'folder') {
+    const replacedField = replaced ? { replaced: true } : {};
+    if (entry.kind === 'folder') {
       deletedFolders.push(path);
-      deletions.push({ type: 'deleteFolder', path });
+      deletions.push({ type: 'deleteFolder', path, ...replacedField });
     } else {
-      deletions.push({ type: 'delete', path });
+      deletions.push({ type: 'delete', path, ...replacedField });
     }
   }
 
@@ -160,10 +180,10 @@ export function planChanges(observed: ReadonlyMap<string, Observed>, index: Inde
   }
 
   return [
-    ...renames.sort(byDepth).map(({ path, from }): Action => ({ type: 'rename', from, to: path })),
+    ...renames.map(({ from, to }): Action => ({ type: 'rename', from, to })),
     ...deletions,
     ...folders.sort(byDepth),
     ...uploads.sort(byDepth),
-    ...reports,
+    ...reports.sort(byDepth),
   ];
 }

@@ -20,7 +20,7 @@
 // Deletions seen live wait `deleteGraceMilliseconds` first, so that both halves of a rename
 // (which arrive as separate events) are seen together.
 
-import { lstat, open, readdir } from 'node:fs/promises';
+import { lstat, open, readdir, realpath } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { mkdirSync, type Stats } from 'node:fs';
 
@@ -95,6 +95,13 @@ function metadataOf(observed: ObservedFile | ObservedFolder): SourceMetadata {
   return { modeBits: observed.modeBits, modifiedMilliseconds: Math.floor(observed.modifiedMilliseconds) };
 }
 
+/** The namespace version an operation's answer carries (a number, or `{ version }`), or undefined. */
+function versionOf(result: unknown): number | undefined {
+  if (typeof result === 'number') return result;
+  const version = (result as { version?: unknown } | null)?.version;
+  return typeof version === 'number' ? version : undefined;
+}
+
 function errorCode(error: unknown): string | undefined {
   if (error instanceof DfsError) return error.code;
   return (error as NodeJS.ErrnoException | null)?.code;
@@ -127,6 +134,12 @@ export class CacheWatcher {
   private ready = false;
   private readonly abort = new AbortController();
   private idleWaiters: (() => void)[] = [];
+  /** Timers that look at a path again after a transient failure. */
+  private readonly retryTimers = new Set<NodeJS.Timeout>();
+  /** The batch and the uploads under way: close() waits for them. */
+  private readonly work = new Set<Promise<void>>();
+  /** The cache folder as /proc names open files (symbolic links resolved). */
+  private realCacheFolder: string;
   private readonly stabilityMilliseconds: number;
   private readonly settleMilliseconds: number;
   private readonly deleteGraceMilliseconds: number;
@@ -139,12 +152,14 @@ export class CacheWatcher {
     this.settleMilliseconds = options.settleMilliseconds ?? 50;
     this.deleteGraceMilliseconds = options.deleteGraceMilliseconds ?? 250;
     this.maxConcurrentUploads = options.maxConcurrentUploads ?? 32;
+    this.realCacheFolder = options.cacheFolder;
   }
 
   /** Starts watching; resolves once the initial scan is done and its changes are queued. */
   async start(): Promise<void> {
     const folder = this.options.cacheFolder;
     mkdirSync(folder, { recursive: true });
+    this.realCacheFolder = await realpath(folder);
     const watcher = watch(folder, {
       ignoreInitial: false,
       followSymlinks: false,
@@ -182,7 +197,11 @@ export class CacheWatcher {
     this.abort.abort();
     if (this.settleTimer !== null) clearTimeout(this.settleTimer);
     if (this.pendingTimer !== null) clearTimeout(this.pendingTimer);
+    for (const timer of this.retryTimers) clearTimeout(timer);
+    this.retryTimers.clear();
     await this.watcher?.close();
+    // Abandoned work ends soon (the signal is aborted); it must not touch the index afterwards.
+    await Promise.allSettled([...this.work]);
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
@@ -200,14 +219,18 @@ export class CacheWatcher {
   // ---------------------------------------------------------------- scheduling
 
   private markDirty(path: string): void {
-    if (this.closed || path.startsWith('..')) return;
+    if (this.closed || path === '..' || path.startsWith('../')) return;
     this.dirty.add(path);
     if (this.ready) this.schedule(this.settleMilliseconds);
   }
 
   private markDirtyLater(path: string, delayMilliseconds: number): void {
-    const timer = setTimeout(() => this.markDirty(path), delayMilliseconds);
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      this.markDirty(path);
+    }, delayMilliseconds);
     timer.unref();
+    this.retryTimers.add(timer);
   }
 
   private schedule(delayMilliseconds: number): void {
@@ -215,12 +238,25 @@ export class CacheWatcher {
     if (this.settleTimer !== null) clearTimeout(this.settleTimer);
     this.settleTimer = setTimeout(() => {
       this.settleTimer = null;
-      void this.runBatch();
+      this.track(this.runBatch());
     }, delayMilliseconds);
   }
 
   private isIdle(): boolean {
-    return this.ready && !this.running && this.dirty.size === 0 && this.pending.size === 0 && this.inFlight.size === 0 && this.settleTimer === null;
+    return (
+      this.ready &&
+      !this.running &&
+      this.dirty.size === 0 &&
+      this.pending.size === 0 &&
+      this.inFlight.size === 0 &&
+      this.settleTimer === null &&
+      this.retryTimers.size === 0
+    );
+  }
+
+  private track(promise: Promise<void>): void {
+    this.work.add(promise);
+    void promise.finally(() => this.work.delete(promise));
   }
 
   private checkIdle(): void {
@@ -316,16 +352,26 @@ export class CacheWatcher {
         return;
       case 'makeFolder':
         await this.attempt(action.path, `create folder ${action.path}`, async () => {
-          const version = await this.options.target.makeFolder(action.path, metadataOf(action.observed), this.context());
-          index.set(action.path, { kind: 'folder', device: action.observed.device, inode: action.observed.inode, modeBits: action.observed.modeBits, version: Number(version) });
+          const version = versionOf(await this.options.target.makeFolder(action.path, metadataOf(action.observed), this.context())) ?? 0;
+          index.set(action.path, { kind: 'folder', device: action.observed.device, inode: action.observed.inode, modeBits: action.observed.modeBits, version });
           this.counters.folders++;
           logger.debug({ path: action.path }, `replicated folder ${action.path}`);
         });
         return;
       case 'rename':
         await this.attempt(action.to, `move ${action.from} to ${action.to}`, async () => {
+          const moved = index.get(action.from);
+          if (reconciling && moved?.kind === 'file' && this.options.target.fileVersion(action.from) !== moved.version) {
+            // Moved while the node was down, but the namespace no longer holds what this node wrote
+            // there: that newer write is left alone, and the new path is sent as new content.
+            logger.info({ from: action.from, to: action.to }, `${action.from} was changed elsewhere before its move to ${action.to} was seen; sending ${action.to}`);
+            index.delete(action.from);
+            this.markDirty(action.to);
+            return;
+          }
+          let version: number | undefined;
           try {
-            await this.options.target.rename(action.from, action.to, this.context());
+            version = versionOf(await this.options.target.rename(action.from, action.to, this.context()));
           } catch (error) {
             if (transientCodes.has(errorCode(error) ?? '')) throw error;
             // The namespace does not hold the old path as this node left it (removed or changed
@@ -335,17 +381,22 @@ export class CacheWatcher {
             await this.markTreeDirty(action.to);
             return;
           }
-          index.rename(action.from, action.to);
+          // The rename gave every file it moved a new version.
+          index.rename(action.from, action.to, version);
           this.counters.renames++;
           logger.info({ from: action.from, to: action.to }, `replicated the move of ${action.from} to ${action.to}`);
-          // What changed at the new path besides its name is looked at again.
+          // What changed at the new path besides its name is looked at again, and so is everything
+          // the index now knows under it (a file removed from the folder after the move sends no
+          // event from under its new name).
           this.markDirty(action.to);
+          for (const path of index.pathsUnder(action.to)) this.markDirty(path);
         });
         return;
       case 'delete':
       case 'deleteFolder': {
         const since = this.missingSince.get(action.path) ?? now;
-        if (!reconciling && Date.now() - since < this.deleteGraceMilliseconds) {
+        // A path present with another kind is no half of a rename: it goes at once.
+        if (!reconciling && action.replaced !== true && Date.now() - since < this.deleteGraceMilliseconds) {
           // Looked at again in the next batch, until the grace has passed.
           this.dirty.add(action.path);
           return;
@@ -483,12 +534,12 @@ export class CacheWatcher {
       if (now - held.sinceMilliseconds >= this.stabilityMilliseconds) stable.push(path);
     }
     if (stable.length === 0) return;
-    const writing = openForWriting(new Set(stable.map((path) => this.absolutePath(path))));
+    const writing = openForWriting(new Set(stable.map((path) => this.procPath(path))));
     for (const path of stable) {
-      if (this.inFlight.size >= this.maxConcurrentUploads) break;
+      if (this.closed || this.inFlight.size >= this.maxConcurrentUploads) break;
       const held = this.pending.get(path);
       if (held === undefined) continue;
-      if (writing.has(this.absolutePath(path))) {
+      if (writing.has(this.procPath(path))) {
         this.options.logger.debug({ path }, `${path} is still open for writing; waiting`);
         // To the back of the queue: files kept open for long must not hold up the others.
         this.pending.delete(path);
@@ -496,8 +547,13 @@ export class CacheWatcher {
         continue;
       }
       this.pending.delete(path);
-      void this.upload(path, held.observed);
+      this.track(this.upload(path, held.observed));
     }
+  }
+
+  /** The path as /proc/<pid>/fd links name it. */
+  private procPath(path: string): string {
+    return path === '' ? this.realCacheFolder : join(this.realCacheFolder, ...path.split('/'));
   }
 
   private async upload(path: string, observed: ObservedFile): Promise<void> {
@@ -520,7 +576,11 @@ export class CacheWatcher {
           result = await target.putFile(path, data, metadata, this.context());
         } else {
           const stream = handle.createReadStream({ highWaterMark: chunkSizeBytes, autoClose: false });
-          result = await target.putChunked(path, stream, { ...metadata, beforeCommit: unchanged }, this.context());
+          try {
+            result = await target.putChunked(path, stream, { ...metadata, beforeCommit: unchanged }, this.context());
+          } finally {
+            stream.destroy();
+          }
         }
         index.set(path, { kind: 'file', ...pickFile(observed), version: result.version });
         this.counters.uploads++;
