@@ -43,7 +43,7 @@ async function main(): Promise<void> {
     logger,
     requestTimeoutMilliseconds: settings.requestTimeoutMilliseconds,
     chunkSizeBytes,
-    maxChunksInFlight: 8,
+    maxChunksInFlight: 32,
     maxPendingRequests: 4096,
     onLeadership: (known) => {
       leader = known;
