@@ -30,6 +30,10 @@ export interface FuseChildOptions {
   readonly maxRestarts?: number;
   readonly restartWindowMilliseconds?: number;
   readonly stopTimeoutMilliseconds?: number;
+  /** The first restart's delay (default 1 s), doubled up to 30 s. */
+  readonly initialBackoffMilliseconds?: number;
+  /** The child's entry point (default: src/fs/fuse-process.ts compiled); tests use a stand-in. */
+  readonly module?: string;
 }
 
 export type FuseState = 'starting' | 'mounted' | 'restarting' | 'off' | 'stopped';
@@ -39,12 +43,14 @@ export class FuseChild {
   private restartTimer: NodeJS.Timeout | null = null;
   private restarts: number[] = [];
   private startedAt = 0;
-  private backoffMilliseconds = 1_000;
+  private backoffMilliseconds: number;
   private stopping = false;
   private currentState: FuseState = 'stopped';
   private readonly listeners = new Set<(state: FuseState) => void>();
 
-  constructor(private readonly options: FuseChildOptions) {}
+  constructor(private readonly options: FuseChildOptions) {
+    this.backoffMilliseconds = options.initialBackoffMilliseconds ?? 1_000;
+  }
 
   get state(): FuseState {
     return this.currentState;
@@ -73,7 +79,7 @@ export class FuseChild {
       ...(options.extraArguments ?? []),
     ];
     // execArgv [] : the node's own flags (an inspector port, a loader) are not the child's.
-    const child = fork(fuseProcessModule, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const child = fork(options.module ?? fuseProcessModule, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     this.child = child;
     this.startedAt = Date.now();
     this.setState('starting');
@@ -136,7 +142,7 @@ export class FuseChild {
       this.setState('off');
       return;
     }
-    if (now - this.startedAt > 60_000) this.backoffMilliseconds = 1_000;
+    if (now - this.startedAt > 60_000) this.backoffMilliseconds = this.options.initialBackoffMilliseconds ?? 1_000;
     const delay = this.backoffMilliseconds;
     this.backoffMilliseconds = Math.min(30_000, this.backoffMilliseconds * 2);
     this.restarts.push(now);
