@@ -291,6 +291,10 @@ export class ClusterBackend implements FileBackend {
 
   private await(requestId: string, context: CallContext, send: () => void): Promise<Outcome> {
     if (context.signal.aborted) return Promise.reject(new DfsError('Timeout', 'the call was cancelled'));
+    // Refused before anything is sent: a client told to retry must be sure nothing was proposed.
+    if (this.waiting.size >= this.options.maxPendingRequests) {
+      return Promise.reject(new DfsError('ResourceExhausted', 'too many requests are waiting for the cluster; nothing was done, retry shortly', { retryAfterMilliseconds: 100 }));
+    }
     const timeout = this.timeoutMilliseconds(context);
     const outcome = this.waiting.wait(
       requestId,

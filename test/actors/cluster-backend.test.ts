@@ -1,0 +1,50 @@
+// The gRPC actor's backend refuses work it cannot wait for *before* proposing it: when its table of
+// waiting calls is full, a write gets ResourceExhausted ("retry shortly") and nothing reaches Raft,
+// so the client's retry cannot apply the write twice. Found by the chaos suite (test/chaos), which
+// had to count such refusals as "unknown". Method: a ClusterBackend with a recording Raft port
+// that never answers and a table of two.
+
+import { pino } from 'pino';
+import t from 'tap';
+
+import { ClusterBackend, type StatePort } from '../../src/actors/grpc-actor.js';
+import type { RaftRequest } from '../../src/actors/protocol.js';
+import { DfsError } from '../../src/errors.js';
+
+const state: StatePort = {
+  encode: () => new Uint8Array([1]),
+  chunkHash: () => new Uint8Array(32),
+  validateKey: () => null,
+  validatePrefix: () => null,
+  stat: () => null,
+  get: () => null,
+  openRead: () => null,
+  list: () => ({ entries: [], nextPageToken: '' }),
+};
+
+t.test('a full table of waiting calls refuses a write without proposing it', async (t) => {
+  const sent: RaftRequest[] = [];
+  const backend = new ClusterBackend({
+    nodeId: 'node1',
+    state,
+    toRaft: (request) => sent.push(request),
+    logger: pino({ level: 'silent' }),
+    requestTimeoutMilliseconds: 60_000,
+    chunkSizeBytes: 1024 * 1024,
+    maxChunksInFlight: 8,
+    maxPendingRequests: 2,
+  });
+  const context = { signal: new AbortController().signal, deadlineUnixMilliseconds: Number.POSITIVE_INFINITY };
+  const waiting = [backend.put({ key: 'a', data: new Uint8Array(1), mode: 0 }, context), backend.put({ key: 'b', data: new Uint8Array(1), mode: 0 }, context)];
+  for (const call of waiting) call.catch(() => undefined);
+  t.equal(sent.length, 2, 'two proposals wait');
+  const refused = await backend.put({ key: 'c', data: new Uint8Array(1), mode: 0 }, context).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  t.ok(refused instanceof DfsError && refused.code === 'ResourceExhausted', 'the third is refused with ResourceExhausted');
+  t.match(String((refused as Error).message), /nothing was done/, 'and says nothing was done');
+  t.equal(sent.length, 2, 'and was not proposed');
+  backend.close();
+  await Promise.allSettled(waiting);
+});
