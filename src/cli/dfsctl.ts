@@ -20,7 +20,9 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 
 // The client's PutStream can reject its result while the upload loop still waits for the stream
 // to drain (a node refusing the stream early); that error surfaces here and still gets its code.
+// After Ctrl-C that error is just the cancelled call, already reported as "interrupted".
 process.on('unhandledRejection', (reason) => {
+  if (interrupt.signal.aborted) process.exit(exitCodes.interrupted);
   const failure = toCliError(reason, process.argv.slice(2).filter((token) => !token.startsWith('-')).join(' '));
   process.stderr.write(describeFailure(failure));
   process.exit(failure.exitCode);
