@@ -29,6 +29,8 @@ import type {
   PutStreamHeader,
   ReadConsistency,
   StatRequest,
+  WatchEvent,
+  WatchRequest,
 } from '../api/backend.js';
 import { DfsError } from '../errors.js';
 import type { ConfChange } from '../raft/types.js';
@@ -51,7 +53,22 @@ export interface StatePort {
   get(key: string): { data: Uint8Array; info: FileInfo } | null;
   openRead(key: string, chunkSizeBytes: number): FileStream | null;
   list(prefix: string, pageSize: number, pageToken: string): ListPage;
+  /** The applied index of the newest committed state. */
+  appliedIndex(): number;
+  /** A page of the change log (StateReader.changes). */
+  changes(from: { version: number; sequence: number }, prefix: string, limit: number): ChangePage;
 }
+
+/** A page of the change log, in the API's vocabulary. */
+export interface ChangePage {
+  readonly changes: readonly Omit<WatchEvent, 'moreInVersion'>[];
+  readonly next: { readonly version: number; readonly sequence: number };
+  readonly appliedIndex: number;
+  readonly caughtUp: boolean;
+}
+
+/** Changes one Watch reads from the log per step (it yields to the event loop between steps). */
+const watchPageChanges = 256;
 
 export interface GrpcActorOptions {
   readonly nodeId: string;
@@ -96,6 +113,9 @@ export class ClusterBackend implements FileBackend {
   private appliedWaiters: { index: number; resolve: () => void }[] = [];
   /** (time, applied index) samples, oldest first, kept for the garbage collection's grace period. */
   private appliedHistory: { time: number; index: number }[] = [];
+  /** Watch streams waiting for the next applied index; woken by every store event, failed by close(). */
+  private watchWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  private closed = false;
 
   constructor(private readonly options: GrpcActorOptions) {
     this.waiting = new Deadlines(options.maxPendingRequests);
@@ -118,6 +138,9 @@ export class ClusterBackend implements FileBackend {
       const ready = this.appliedWaiters.filter((waiter) => waiter.index <= event.index);
       this.appliedWaiters = this.appliedWaiters.filter((waiter) => waiter.index > event.index);
       for (const waiter of ready) waiter.resolve();
+      const watchers = [...this.watchWaiters];
+      this.watchWaiters.clear();
+      for (const watcher of watchers) watcher.resolve();
     }
   }
 
@@ -150,7 +173,11 @@ export class ClusterBackend implements FileBackend {
 
   /** Fails every waiting call (the node is stopping). */
   close(): void {
+    this.closed = true;
     this.waiting.rejectAll(() => new DfsError('Unavailable', 'the node is shutting down; retry on another node'));
+    const watchers = [...this.watchWaiters];
+    this.watchWaiters.clear();
+    for (const watcher of watchers) watcher.reject(watchEnded());
   }
 
   // ---------------------------------------------------------------- FileBackend
@@ -264,7 +291,63 @@ export class ClusterBackend implements FileBackend {
     await this.changeMembership({ type: 'remove', nodeId: id }, context);
   }
 
+  /**
+   * Reads the change log a page at a time from `fromVersion` (0: after what is applied now) and
+   * waits for the store's next applied index whenever it has caught up. One event is held back
+   * until the next one (or the end of the log) shows whether its version has more events. A
+   * version dropped from the log before it was sent ends the stream with Compacted.
+   */
+  async *watch(request: WatchRequest, context: CallContext): AsyncGenerator<WatchEvent> {
+    const problem = this.options.state.validatePrefix(request.prefix);
+    if (problem !== null) throw new DfsError('InvalidKey', `prefix ${JSON.stringify(request.prefix)}: ${problem}`);
+    if (!Number.isSafeInteger(request.fromVersion) || request.fromVersion < 0) {
+      throw new DfsError('InvalidArgument', `from_version must be a whole number from 0 to 2^53-1, got ${request.fromVersion}`);
+    }
+    let position = { version: request.fromVersion === 0 ? this.options.state.appliedIndex() + 1 : request.fromVersion, sequence: 0 };
+    let pending: Omit<WatchEvent, 'moreInVersion'> | null = null;
+    while (!context.signal.aborted) {
+      if (this.closed) throw watchEnded();
+      const page = this.options.state.changes(position, request.prefix, watchPageChanges);
+      for (const change of page.changes) {
+        if (pending !== null) yield { ...pending, moreInVersion: pending.version === change.version };
+        pending = change;
+      }
+      position = page.next;
+      if (pending !== null && (page.caughtUp || pending.version < position.version)) {
+        yield { ...pending, moreInVersion: false };
+        pending = null;
+      }
+      if (page.caughtUp) await this.waitForApplied(page.appliedIndex, context.signal);
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   // ---------------------------------------------------------------- internals
+
+  /** Resolves once the store reports an index above `index`, or the signal is aborted. */
+  private waitForApplied(index: number, signal: AbortSignal): Promise<void> {
+    if (this.appliedIndex > index || signal.aborted) return Promise.resolve();
+    if (this.closed) return Promise.reject(watchEnded());
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          if (this.appliedIndex > index) resolve();
+          else this.watchWaiters.add(waiter);
+        },
+        reject: (error: Error) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      const onAbort = (): void => {
+        this.watchWaiters.delete(waiter);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.watchWaiters.add(waiter);
+    });
+  }
 
   private checkKey(key: string): void {
     const problem = this.options.state.validateKey(key);
@@ -416,6 +499,10 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
     offset += part.byteLength;
   }
   return out;
+}
+
+function watchEnded(): DfsError {
+  return new DfsError('Unavailable', 'this node is shutting down: resume the watch on another node from the version after the last one received', { retryAfterMilliseconds: 1000 });
 }
 
 function notFound(key: string): DfsError {

@@ -155,6 +155,27 @@ export interface NodeStatus {
   readonly members: readonly MemberStatus[];
 }
 
+/** What a change did to a key (enum ChangeType). */
+export type ChangeType = 'put' | 'delete' | 'makeFolder' | 'removeFolder';
+
+export interface WatchRequest {
+  /** Keys that start with this string, byte for byte; '' watches everything (List's rules). */
+  readonly prefix: string;
+  /** The first version to send; 0 means from now. */
+  readonly fromVersion: number;
+}
+
+/** One change of one key (message WatchEvent). */
+export interface WatchEvent {
+  readonly version: number;
+  readonly type: ChangeType;
+  readonly key: string;
+  /** The file after a put, the folder after a makeFolder (size 0); null otherwise. */
+  readonly info: FileInfo | null;
+  /** More events of the same version follow. */
+  readonly moreInVersion: boolean;
+}
+
 export interface AddPeerRequest {
   readonly id: string;
   /** The new node's peer (Raft) address, host:port. */
@@ -210,4 +231,13 @@ export interface FileBackend {
    * change would leave no voter; NoLeader/NotLeader/Unavailable while no leader can take it.
    */
   removePeer(id: string, context: CallContext): Promise<void>;
+
+  /**
+   * The changes under a prefix in commit order: the retained ones from `fromVersion` on, then
+   * live ones, until `context.signal` is aborted (the iterator then ends). The consumer pulls one
+   * event at a time and the backend reads its change log only as fast as that, so a slow client
+   * costs no memory. Compacted (before or during the stream) when the log no longer holds the
+   * next version to send; InvalidKey for a bad prefix; Unavailable when the node stops.
+   */
+  watch(request: WatchRequest, context: CallContext): AsyncIterable<WatchEvent>;
 }

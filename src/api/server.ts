@@ -43,6 +43,7 @@ import type {
   PutResult,
   ReadConsistency,
   Suffrage,
+  WatchEvent,
 } from './backend.js';
 import { fileServiceName, loadFileServiceDefinition, loadReflectionDefinition } from './proto.js';
 import { toCallStatus, truncateDetails, type CallStatus } from './status.js';
@@ -62,6 +63,8 @@ export const defaultChunkSizeBytes = mebibyte;
 export const maximumChunkSizeBytes = 4 * mebibyte;
 /** Calls handled at once; beyond this a call gets RESOURCE_EXHAUSTED with a retry hint. */
 export const defaultMaximumConcurrentCalls = 1024;
+/** Watch events written but not yet handed to HTTP/2; past this the stream stops reading its log. */
+export const watchBufferedBytes = 256 * 1024;
 /** How long close() lets calls in flight finish before ending them with UNAVAILABLE. */
 export const defaultGraceMilliseconds = 10_000;
 /** After the grace period, how long ended calls get to deliver their status before the
@@ -129,6 +132,8 @@ interface PutStreamRequestMessage {
 }
 interface GetStreamRequestMessage { key: string; consistency: ConsistencyName; chunkSizeBytes: number }
 type GetStreamResponseMessage = { info: FileInfo } | { chunk: Uint8Array };
+interface WatchRequestMessage { prefix: string; fromVersion: number }
+interface WatchEventMessage { version: number; type: string; key: string; info?: FileInfo; moreInVersion: boolean }
 
 /** One call the server is handling: what close() and a cancelling client need to reach it. */
 interface ActiveCall {
@@ -326,7 +331,38 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         (error: unknown) => active.finish(statusOf(error, active)),
       );
     },
+
+    Watch: (call: ServerWritableStream<WatchRequestMessage, WatchEventMessage>): void => {
+      const active = begin('Watch', call, (status) => {
+        if (status.code !== GrpcStatus.OK) call.emit('error', status);
+      });
+      if (active === undefined) return;
+      handleWatch(call, active).then(
+        () => active.finish({ code: GrpcStatus.OK, details: 'OK', metadata: new Metadata() }),
+        (error: unknown) => active.finish(statusOf(error, active)),
+      );
+    },
   };
+
+  /** Pulls one event at a time and writes it; a client that does not read holds the pulling. */
+  async function handleWatch(call: ServerWritableStream<WatchRequestMessage, WatchEventMessage>, active: ActiveCall): Promise<void> {
+    const signal = active.controller.signal;
+    const events = backend.watch({ prefix: call.request.prefix, fromVersion: call.request.fromVersion }, active.context);
+    const iterator = events[Symbol.asyncIterator]();
+    const writer = new BoundedWriter<WatchEventMessage>(call, signal, watchBufferedBytes);
+    try {
+      for (;;) {
+        const next = await abortable(iterator.next(), signal);
+        if (next.done === true) break;
+        await writer.write(watchEventMessage(next.value), next.value.key.length + 128);
+      }
+      await writer.flush();
+    } finally {
+      // Not awaited: a generator waiting for news finishes its step first, which the abort ends.
+      iterator.return?.().catch((error: unknown) => logger.warn({ err: error }, 'closing a Watch backend iterator failed'));
+    }
+    call.end();
+  }
 
   async function handlePutStream(reader: PutStreamReader, context: CallContext): Promise<PutResult> {
     const header = await reader.readHeader();
@@ -349,7 +385,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     const consistency = checkConsistency(request.consistency);
     const signal = active.controller.signal;
     const file = await backend.getStream({ key: request.key, consistency, chunkSizeBytes }, active.context);
-    const writer = new BoundedWriter(call, signal, 2 * chunkSizeBytes);
+    const writer = new BoundedWriter<GetStreamResponseMessage>(call, signal, 2 * chunkSizeBytes);
     const iterator = file.chunks[Symbol.asyncIterator]();
     try {
       await writer.write({ info: file.info }, 0);
@@ -416,6 +452,10 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     closing = true;
     setServing(false);
     logger.info({ address, callsInFlight: activeCalls.size, graceMilliseconds }, 'gRPC server closing');
+    // A Watch never ends by itself: waiting out the grace period for it would only delay the stop.
+    for (const active of [...activeCalls]) {
+      if (active.method === 'Watch') active.finish(toCallStatus(watchShutdownError(), logger, { method: active.method }));
+    }
     // tryShutdown stops listening and sends GOAWAY; connections close once their calls end.
     const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     const graceEnded = Symbol('grace ended');
@@ -514,19 +554,19 @@ class PutStreamReader {
  * handed to HTTP/2 (grpc-js calls a write's callback once the message is passed on, which a
  * client that stops reading holds back through HTTP/2 flow control).
  */
-class BoundedWriter {
+class BoundedWriter<Message> {
   completed = false;
   private bufferedBytes = 0;
   private waiter: (() => void) | undefined;
   private failure: unknown;
 
   constructor(
-    private readonly call: ServerWritableStream<GetStreamRequestMessage, GetStreamResponseMessage>,
+    private readonly call: ServerWritableStream<unknown, Message>,
     private readonly signal: AbortSignal,
     private readonly maximumBufferedBytes: number,
   ) {}
 
-  async write(message: GetStreamResponseMessage, sizeBytes: number): Promise<void> {
+  async write(message: Message, sizeBytes: number): Promise<void> {
     // Writing after the call ended would make the stream report a second, different status.
     if (this.signal.aborted) throw this.signal.reason;
     while (this.bufferedBytes > 0 && this.bufferedBytes + sizeBytes > this.maximumBufferedBytes) {
@@ -590,6 +630,27 @@ function tooLargeForGet(key: string, sizeBytes: number, maximumSizeBytes: number
 
 function shuttingDownError(): DfsError {
   return new DfsError('Unavailable', 'this node is shutting down; retry on another node', { retryAfterMilliseconds: 1000 });
+}
+
+function watchShutdownError(): DfsError {
+  return new DfsError('Unavailable', 'this node is shutting down: resume the watch on another node from the version after the last one received', { retryAfterMilliseconds: 1000 });
+}
+
+const changeTypeNames: Readonly<Record<WatchEvent['type'], string>> = {
+  put: 'PUT',
+  delete: 'DELETE',
+  makeFolder: 'MAKE_FOLDER',
+  removeFolder: 'REMOVE_FOLDER',
+};
+
+function watchEventMessage(event: WatchEvent): WatchEventMessage {
+  return {
+    version: event.version,
+    type: changeTypeNames[event.type],
+    key: event.key,
+    ...(event.info === null ? {} : { info: event.info }),
+    moreInVersion: event.moreInVersion,
+  };
 }
 
 function putResponse(result: PutResult): { version: number; sizeBytes: number } {

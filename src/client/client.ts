@@ -16,6 +16,32 @@ export interface FileInfo {
   readonly mode: number;
 }
 
+/** What a change did to a key (proto enum ChangeType). */
+export type ChangeType = 'PUT' | 'DELETE' | 'MAKE_FOLDER' | 'REMOVE_FOLDER';
+
+/** One change of one key, as Watch streams it. */
+export interface WatchEvent {
+  /** The version (log index) of the command that made the change. */
+  readonly version: number;
+  readonly type: ChangeType;
+  /** The key changed; a folder's key for folder events. */
+  readonly key: string;
+  /** For PUT the file, for MAKE_FOLDER the folder (size 0); undefined otherwise. */
+  readonly info?: FileInfo;
+  /**
+   * More events of this version follow. Resume with fromVersion = the version of the last event
+   * received without it, plus one.
+   */
+  readonly moreInVersion: boolean;
+}
+
+export interface WatchOptions {
+  /** The first version to receive; 0 or undefined means from now. */
+  readonly fromVersion?: number;
+  /** Aborting ends the iteration quietly (and cancels the call). */
+  readonly signal?: AbortSignal;
+}
+
 export interface ClusterMember {
   readonly id: string;
   readonly address: string;
@@ -192,6 +218,38 @@ export class DfsClient {
     return info;
   }
 
+  /**
+   * Every change under `prefix` in commit order, until `options.signal` aborts or the caller stops
+   * iterating (both cancel the call). Throws DfsClientError: FAILED_PRECONDITION when fromVersion
+   * was compacted away (the message names the oldest version still available), UNAVAILABLE when
+   * the node stops, INVALID_ARGUMENT for a bad prefix. No deadline: a watch runs until cancelled.
+   */
+  async *watch(prefix: string, options: WatchOptions = {}): AsyncGenerator<WatchEvent> {
+    const method = this.client['watch'] as (request: unknown, metadata: Metadata, options: object) => ClientReadableStream<WatchEventMessage>;
+    const signal = options.signal;
+    if (signal?.aborted === true) return;
+    const call = method.call(this.client, { prefix, fromVersion: options.fromVersion ?? 0 }, new Metadata(), {});
+    const onAbort = (): void => call.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const message of call as AsyncIterable<WatchEventMessage>) {
+        yield {
+          version: message.version,
+          type: message.type as ChangeType,
+          key: message.key,
+          ...(message.info === null || message.info === undefined ? {} : { info: message.info }),
+          moreInVersion: message.moreInVersion,
+        };
+      }
+    } catch (error) {
+      if (signal?.aborted === true && isServiceError(error) && error.code === grpcStatus.CANCELLED) return;
+      throw isServiceError(error) ? toClientError(error) : error;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      call.cancel();
+    }
+  }
+
   private deadline(options: CallOptions, fallbackMilliseconds = this.defaultTimeoutMilliseconds): Date {
     return new Date(Date.now() + (options.timeoutMilliseconds ?? fallbackMilliseconds));
   }
@@ -205,6 +263,14 @@ export class DfsClient {
       });
     });
   }
+}
+
+interface WatchEventMessage {
+  version: number;
+  type: string;
+  key: string;
+  info?: FileInfo | null;
+  moreInVersion: boolean;
 }
 
 function isServiceError(value: unknown): value is ServiceError {

@@ -15,6 +15,11 @@
 //   chunkReferences  sha256 → u64 referenceCount ‖ u64 orphanedIndex (0 while referenced) ‖ u64 size
 //   orphanChunks     u64 orphanedIndex ‖ sha256 → '' (unreferenced chunks, oldest first)
 //
+// Change log tables (this node's own history, for Watch; see "Change log" below):
+//
+//   changes          u64 version ‖ u32 sequence → change record (see encodeChange)
+//   changeLog        'start' → u64 oldest retained version; 'count' → u64 changes retained
+//
 // Path tables. LMDB keys are at most 4026 bytes (lmdb-js with 8 KiB pages), but a key may be 4096
 // bytes and a folder entry 4097. A path table is a dupSort database whose LMDB key is the path's
 // first `pathHeadBytes` bytes and whose value is the rest of the path (the tail, almost always
@@ -27,6 +32,16 @@
 // rename moves only the small file record. The chunk list is keyed by each chunk's end offset so
 // that a read at any offset is one seek. Chunks are content-addressed and immutable: a reader that
 // has found a chunk's hash reads correct bytes for as long as the chunk exists.
+//
+// Change log. The writer records, in the transaction that applies an entry, the key-level changes
+// the entry made (its version is the entry's index; the sequence orders the changes of one entry)
+// and drops the oldest versions past a retention limit. `start` says from which version on the log
+// is complete. The change tables are not part of the replicated state: they are left out of
+// snapshots and digests (a node restored from a snapshot starts a fresh log at the snapshot's index
+// and would otherwise differ from its peers). They were added without changing the format marker:
+// the writer creates them in an older folder on open, with an empty log starting after the
+// applied index; an older dfs refuses the folder afterwards (it sees unknown tables), which is the
+// safe direction.
 
 import { createHash, type Hash } from 'node:crypto';
 import * as path from 'node:path';
@@ -60,9 +75,14 @@ export const dupSortTables: ReadonlySet<TableName> = new Set<TableName>(['files'
 
 export type Tables = { readonly [name in TableName]: BinaryDatabase };
 
+/** Tables of this node's change log: not replicated state (no snapshot, no digest). */
+export const changeTableNames = ['changes', 'changeLog'] as const;
+export type ChangeTableName = (typeof changeTableNames)[number];
+export type ChangeTables = { readonly [name in ChangeTableName]: BinaryDatabase };
+
 export function environmentOptions(mapSizeBytes: number, readOnly: boolean): RootDatabaseOptions {
   return {
-    maxDbs: tableNames.length + 2,
+    maxDbs: tableNames.length + changeTableNames.length + 2,
     pageSize: pageSizeBytes,
     mapSize: mapSizeBytes,
     maxReaders,
@@ -117,6 +137,13 @@ export function openTables(root: RootDatabase<Buffer, Buffer>): Tables {
     chunkReferences: open('chunkReferences'),
     orphanChunks: open('orphanChunks'),
   };
+}
+
+/** Opens the change log's tables; the writer creates them when missing (an older folder). */
+export function openChangeTables(root: RootDatabase<Buffer, Buffer>): ChangeTables {
+  const open = (name: ChangeTableName): BinaryDatabase =>
+    root.openDB<Buffer, Buffer>(name, { encoding: 'binary', keyEncoding: 'binary', compression: false, cache: false });
+  return { changes: open('changes'), changeLog: open('changeLog') };
 }
 
 /** The smallest binary key: a scan from here visits every entry (LMDB keys are never empty). */
@@ -390,6 +417,64 @@ export function keyBytes(key: string): Buffer {
 
 export function folderPath(key: string): Buffer {
   return key === '' ? emptyTail : Buffer.from(`${key}/`, 'utf8');
+}
+
+// ----------------------------------------------------------------------------------- change log
+
+/** What one applied entry did to one key. Files: put, delete; explicit folders: makeFolder, removeFolder. */
+export type ChangeType = 'put' | 'delete' | 'makeFolder' | 'removeFolder';
+
+export interface Change {
+  readonly version: number;
+  /** Position among the changes of its version, from 0. */
+  readonly sequence: number;
+  readonly type: ChangeType;
+  readonly key: string;
+  /** The file's record after a put. */
+  readonly file: FileRecord | null;
+  /** The folder's record after a makeFolder. */
+  readonly folder: FolderRecord | null;
+}
+
+const changeTypeCodes: Readonly<Record<ChangeType, number>> = { put: 1, delete: 2, makeFolder: 3, removeFolder: 4 };
+const changeTypes: readonly (ChangeType | undefined)[] = [undefined, 'put', 'delete', 'makeFolder', 'removeFolder'];
+
+export const changeStartKey = Buffer.from('start');
+export const changeCountKey = Buffer.from('count');
+
+export function changeKey(version: number, sequence: number): Buffer {
+  const key = Buffer.allocUnsafe(12);
+  writeUint64(key, 0, version);
+  key.writeUInt32BE(sequence, 8);
+  return key;
+}
+
+/** type byte ‖ the record (file 49 bytes, folder 25 bytes, none for deletes) ‖ the key's UTF-8. */
+export function encodeChange(type: ChangeType, key: Buffer, record: Buffer | null): Buffer {
+  const recordBytes = record?.length ?? 0;
+  const bytes = Buffer.allocUnsafe(1 + recordBytes + key.length);
+  bytes[0] = changeTypeCodes[type];
+  if (record !== null) record.copy(bytes, 1);
+  key.copy(bytes, 1 + recordBytes);
+  return bytes;
+}
+
+export function decodeChange(key: Uint8Array, value: Uint8Array): Change {
+  const view = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  const type = changeTypes[view[0] ?? 0];
+  if (key.byteLength !== 12 || type === undefined) throw new DfsError('Internal', 'the state store holds a malformed change record');
+  const version = readUint64(key, 0);
+  const sequence = Buffer.from(key.buffer, key.byteOffset, key.byteLength).readUInt32BE(8);
+  const recordBytes = type === 'put' ? fileRecordBytes : type === 'makeFolder' ? folderRecordBytes : 0;
+  const record = view.subarray(1, 1 + recordBytes);
+  return {
+    version,
+    sequence,
+    type,
+    key: view.subarray(1 + recordBytes).toString('utf8'),
+    file: type === 'put' ? decodeFileRecord(record) : null,
+    folder: type === 'makeFolder' ? decodeFolderRecord(record) : null,
+  };
 }
 
 // --------------------------------------------------------------------------------------- digest

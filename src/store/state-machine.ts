@@ -31,6 +31,15 @@
 //   index; its content is not copied.
 // - requests are not deduplicated: a retried put writes again (same content, new version).
 //
+// Change log (for Watch; layout.ts "Change log"). Each applied command also records what it did to
+// each key — a put, a delete, an explicit folder made or removed; a rename is the deletes of the
+// old keys and the puts of the new ones, a deleteFolder one delete per file and folder — under its
+// entry's index, in the same transaction, so the log is exactly as durable as the state. The log
+// keeps the newest `retainedChanges` changes (default 100,000), dropping whole versions, oldest
+// first, in the applying transaction; one version is never split, so a single command that
+// changes more keys than that is kept whole until a later one pushes it out. A snapshot restore
+// starts a new, empty log after the snapshot's index.
+//
 // Garbage. A chunk's reference count counts the places files use it. A chunk no file uses (from
 // an aborted upload, or whose last file was overwritten or deleted) is an orphan, indexed by the
 // index at which it became one, and stays readable: an upload may still commit it, and readers
@@ -51,6 +60,10 @@ import { chunkHash, decodeCommand, type Command, type CommandResult, type Reject
 import { maxKeyBytes } from './keys.js';
 import {
   appliedKey,
+  changeCountKey,
+  changeKey,
+  changeStartKey,
+  changeTableNames,
   checkStateDataFile,
   chunkSizeBytes,
   decodeApplied,
@@ -59,6 +72,7 @@ import {
   defaultMapSizeBytes,
   digestTables,
   encodeApplied,
+  encodeChange,
   encodeChunkReference,
   encodeFileRecord,
   encodeFolderRecord,
@@ -71,6 +85,7 @@ import {
   getPath,
   keyBytes,
   lowestKey,
+  openChangeTables,
   openTables,
   orphanKey,
   putPath,
@@ -79,7 +94,10 @@ import {
   scanPaths,
   startsWith,
   tableNames,
+  writeUint64,
   type AppliedPosition,
+  type ChangeTables,
+  type ChangeType,
   type FileRecord,
   type Tables,
 } from './layout.js';
@@ -106,7 +124,14 @@ export interface StateMachineOptions {
    * then even find the environment damaged. For tests and benchmarks only.
    */
   readonly syncCommits?: boolean;
+  /**
+   * Changes the change log keeps (whole versions, newest first; see the file comment). Default
+   * 100,000. Not replicated state, so nodes may differ.
+   */
+  readonly retainedChanges?: number;
 }
+
+export const defaultRetainedChanges = 100_000;
 
 export interface SnapshotWritten {
   readonly index: number;
@@ -152,13 +177,29 @@ const rejected = (code: DfsErrorCode, message: string): Outcome => ({ ok: false,
 export class StateMachine {
   private applied: AppliedPosition;
   private closed = false;
+  /** The change log's oldest retained version and its number of changes (also in changeLog). */
+  private changeStart: number;
+  private changeCount: number;
+  /** The entry being applied and the sequence of its next change. */
+  private changeVersion = 0;
+  private changeSequence = 0;
 
   private constructor(
     private readonly root: RootDatabase<Buffer, Buffer>,
     private readonly tables: Tables,
+    private readonly changeTables: ChangeTables,
     private readonly maxTransactionBytes: number,
+    private readonly retainedChanges: number,
   ) {
     this.applied = decodeApplied(tables.meta.getBinary(appliedKey));
+    const start = changeTables.changeLog.getBinary(changeStartKey);
+    const count = changeTables.changeLog.getBinary(changeCountKey);
+    this.changeStart = start === undefined ? this.applied.index + 1 : readUint64(start, 0);
+    this.changeCount = count === undefined ? 0 : readUint64(count, 0);
+    if (start === undefined) {
+      // A folder from before the change log (or a new one): the log starts after what is applied.
+      root.transactionSync(() => this.writeChangeLogPosition(), transactionFlags);
+    }
   }
 
   /**
@@ -181,7 +222,7 @@ export class StateMachine {
       // The main database lists the named databases: anything but ours means another environment.
       const foreign = [...root.getKeys({ start: lowestKey })]
         .map((key) => Buffer.from(key).toString('utf8').replace(/\0$/, '')) // lmdb-js stores names NUL-terminated
-        .filter((name) => !(tableNames as readonly string[]).includes(name));
+        .filter((name) => !(tableNames as readonly string[]).includes(name) && !(changeTableNames as readonly string[]).includes(name));
       if (foreign.length > 0) {
         throw new DfsError('FailedPrecondition', `${directory} holds another LMDB environment (databases ${foreign.slice(0, 5).join(', ')}), not a dfs state store`);
       }
@@ -194,7 +235,9 @@ export class StateMachine {
       } else if (format.toString('utf8') !== formatMarker) {
         throw new DfsError('FailedPrecondition', `${directory} holds state of format "${format.toString('utf8')}", this dfs reads "${formatMarker}"`);
       }
-      return new StateMachine(root, tables, options.maxTransactionBytes ?? defaultMaxTransactionBytes);
+      const retainedChanges = options.retainedChanges ?? defaultRetainedChanges;
+      if (!Number.isSafeInteger(retainedChanges) || retainedChanges < 1) throw new Error(`retainedChanges must be a positive integer, got ${retainedChanges}`);
+      return new StateMachine(root, tables, openChangeTables(root), options.maxTransactionBytes ?? defaultMaxTransactionBytes, retainedChanges);
     } catch (error) {
       void root.close();
       throw error;
@@ -233,24 +276,41 @@ export class StateMachine {
       if (batch.every((entry) => entry.index <= this.applied.index)) continue;
       const batchResults: CommandResult[] = [];
       let applied = this.applied;
-      this.root.transactionSync(() => {
-        for (const entry of batch) {
-          if (entry.index <= applied.index) continue;
-          if (entry.index !== applied.index + 1) {
-            throw new Error(`apply: entry ${entry.index} does not follow the applied index ${applied.index}`);
+      const changeLogBefore = { start: this.changeStart, count: this.changeCount };
+      try {
+        this.root.transactionSync(() => {
+          for (const entry of batch) {
+            if (entry.index <= applied.index) continue;
+            if (entry.index !== applied.index + 1) {
+              throw new Error(`apply: entry ${entry.index} does not follow the applied index ${applied.index}`);
+            }
+            if (entry.term < applied.term) throw new Error(`apply: entry ${entry.index} has term ${entry.term}, below the applied term ${applied.term}`);
+            applied = { index: entry.index, term: entry.term };
+            this.changeVersion = entry.index;
+            this.changeSequence = 0;
+            const result = this.applyEntry(entry);
+            if (result !== null) batchResults.push(result);
           }
-          if (entry.term < applied.term) throw new Error(`apply: entry ${entry.index} has term ${entry.term}, below the applied term ${applied.term}`);
-          applied = { index: entry.index, term: entry.term };
-          const result = this.applyEntry(entry);
-          if (result !== null) batchResults.push(result);
-        }
-        this.tables.meta.putSync(appliedKey, encodeApplied(applied));
-      }, transactionFlags);
+          this.pruneChanges(applied.index);
+          this.writeChangeLogPosition();
+          this.tables.meta.putSync(appliedKey, encodeApplied(applied));
+        }, transactionFlags);
+      } catch (error) {
+        // The transaction was aborted: so were the change log's moves.
+        this.changeStart = changeLogBefore.start;
+        this.changeCount = changeLogBefore.count;
+        throw error;
+      }
       // Only a committed transaction moves the applied index (an exception above skips this).
       this.applied = applied;
       results.push(...batchResults);
     }
     return results;
+  }
+
+  /** The change log's oldest retained version (it holds every change from there on) and its size. */
+  changeLog(): { readonly startVersion: number; readonly changeCount: number } {
+    return { startVersion: this.changeStart, changeCount: this.changeCount };
   }
 
   /** sha256 (hex) of every table, applied index included: equal digests mean identical state. */
@@ -324,6 +384,11 @@ export class StateMachine {
         if (position.index !== reader.header.index || position.term !== reader.header.term) {
           throw reader.problem(`its header says index ${reader.header.index}, its state says ${position.index}`);
         }
+        // The history before the snapshot is not this node's to tell: a new log starts after it.
+        this.changeTables.changes.clearSync();
+        this.changeStart = reader.header.index + 1;
+        this.changeCount = 0;
+        this.writeChangeLogPosition();
       }, transactionFlags);
       this.applied = { index: reader.header.index, term: reader.header.term };
       return { index: reader.header.index, term: reader.header.term, sizeBytes };
@@ -436,6 +501,7 @@ export class StateMachine {
     if (file !== undefined) {
       removePath(this.tables.files, path);
       this.releaseContent(decodeFileRecord(file), index);
+      this.recordChange('delete', path, null);
       return done(1);
     }
     const folder = folderPath(key);
@@ -447,6 +513,7 @@ export class StateMachine {
       return rejected('FailedPrecondition', `folder ${JSON.stringify(key)} is not empty: delete what is in it first, or delete the whole folder`);
     }
     removePath(this.tables.folders, folder);
+    this.recordChange('removeFolder', folder, null);
     return done(1);
   }
 
@@ -465,13 +532,17 @@ export class StateMachine {
       for (const { path, record } of batch) {
         removePath(this.tables.files, path);
         this.releaseContent(decodeFileRecord(record), index);
+        this.recordChange('delete', path, null);
         removed++;
       }
     }
     for (;;) {
       const batch = this.takeWithPrefix(this.tables.folders, folder);
       if (batch.length === 0) break;
-      for (const { path } of batch) removePath(this.tables.folders, path);
+      for (const { path } of batch) {
+        removePath(this.tables.folders, path);
+        this.recordChange('removeFolder', path, null);
+      }
       removed += batch.length;
     }
     return done(removed);
@@ -491,7 +562,10 @@ export class StateMachine {
         this.releaseContent(decodeFileRecord(replaced), index);
       }
       removePath(this.tables.files, fromPath);
-      putPath(this.tables.files, toPath, encodeFileRecord({ ...decodeFileRecord(file), version: index }));
+      const moved = encodeFileRecord({ ...decodeFileRecord(file), version: index });
+      putPath(this.tables.files, toPath, moved);
+      this.recordChange('delete', fromPath, null);
+      this.recordChange('put', toPath, moved);
       return done(1);
     }
     if (!this.folderExists(from)) return rejected('KeyNotFound', `no file or folder ${JSON.stringify(from)}`);
@@ -510,7 +584,7 @@ export class StateMachine {
       return rejected('InvalidKey', `moving ${JSON.stringify(from)} to ${JSON.stringify(to)} would make a key longer than ${maxKeyBytes} bytes`);
     }
     // An empty explicit folder at the destination is replaced, like POSIX rename of directories.
-    removePath(this.tables.folders, toFolder);
+    if (removePath(this.tables.folders, toFolder)) this.recordChange('removeFolder', toFolder, null);
     const moved = this.moveWithPrefix('files', fromFolder, toFolder, (record) => encodeFileRecord({ ...decodeFileRecord(record), version: index }));
     const movedFolders = this.moveWithPrefix('folders', fromFolder, toFolder, (record) => record);
     return done(moved + movedFolders);
@@ -520,7 +594,9 @@ export class StateMachine {
     if (getPath(this.tables.files, keyBytes(key)) !== undefined) return rejected('AlreadyExists', `a file exists at ${JSON.stringify(key)}`);
     const ancestor = this.fileAncestor(key);
     if (ancestor !== null) return rejected('FailedPrecondition', `cannot create folder ${JSON.stringify(key)}: ${JSON.stringify(ancestor)} is a file`);
-    putPath(this.tables.folders, folderPath(key), encodeFolderRecord({ modeBits, modifiedMilliseconds, version: index }));
+    const record = encodeFolderRecord({ modeBits, modifiedMilliseconds, version: index });
+    putPath(this.tables.folders, folderPath(key), record);
+    this.recordChange('makeFolder', folderPath(key), record);
     return done(1);
   }
 
@@ -547,6 +623,52 @@ export class StateMachine {
       this.tables.orphanChunks.removeSync(key);
     }
     return done(eligible.length, complete);
+  }
+
+  // ----------------------------------------------------------------------------- change log
+
+  /** Appends one change of the entry being applied. Must run inside the apply transaction. */
+  private recordChange(type: ChangeType, path: Buffer, record: Buffer | null): void {
+    this.changeTables.changes.putSync(changeKey(this.changeVersion, this.changeSequence), encodeChange(type, changedKey(path, type), record));
+    this.changeSequence++;
+    this.changeCount++;
+  }
+
+  /**
+   * Drops the oldest versions while more than `retainedChanges` changes are kept, whole versions
+   * only and never `newestVersion` (what was just applied). Amortised one removal per change.
+   */
+  private pruneChanges(newestVersion: number): void {
+    if (this.changeCount <= this.retainedChanges) return;
+    let droppedVersion = -1;
+    for (;;) {
+      const keys = [...this.changeTables.changes.getKeys({ start: lowestKey, limit: folderBatchSize })].map((key) => Buffer.from(key));
+      if (keys.length === 0) break;
+      let stop = false;
+      for (const key of keys) {
+        const version = readUint64(key, 0);
+        if (version !== droppedVersion) {
+          if (this.changeCount <= this.retainedChanges || version >= newestVersion) {
+            stop = true;
+            break;
+          }
+          droppedVersion = version;
+        }
+        this.changeTables.changes.removeSync(key);
+        this.changeCount--;
+      }
+      if (stop) break;
+    }
+    if (droppedVersion >= 0) this.changeStart = Math.max(this.changeStart, droppedVersion + 1);
+  }
+
+  private writeChangeLogPosition(): void {
+    const start = Buffer.allocUnsafe(8);
+    writeUint64(start, 0, this.changeStart);
+    const count = Buffer.allocUnsafe(8);
+    writeUint64(count, 0, this.changeCount);
+    this.changeTables.changeLog.putSync(changeStartKey, start);
+    this.changeTables.changeLog.putSync(changeCountKey, count);
   }
 
   // --------------------------------------------------------------------------- file content
@@ -596,7 +718,9 @@ export class StateMachine {
     }
     if (previous !== undefined) this.releaseContent(decodeFileRecord(previous), index);
     const record: FileRecord = { sizeBytes, modeBits, modifiedMilliseconds, version: index, contentIndex: index, chunkCount: chunks.length };
-    putPath(this.tables.files, path, encodeFileRecord(record));
+    const encoded = encodeFileRecord(record);
+    putPath(this.tables.files, path, encoded);
+    this.recordChange('put', path, encoded);
   }
 
   /** Drops a file content's chunk list and its references (the file record is the caller's). */
@@ -698,11 +822,21 @@ export class StateMachine {
       if (batch.length === 0) return moved;
       for (const { path, record } of batch) {
         removePath(table, path);
-        putPath(table, Buffer.concat([toFolder, path.subarray(fromFolder.length)]), update(record));
+        const destination = Buffer.concat([toFolder, path.subarray(fromFolder.length)]);
+        const updated = update(record);
+        putPath(table, destination, updated);
+        this.recordChange(name === 'files' ? 'delete' : 'removeFolder', path, null);
+        this.recordChange(name === 'files' ? 'put' : 'makeFolder', destination, updated);
       }
       moved += batch.length;
     }
   }
+}
+
+/** Folder paths end with '/'; a change names the folder by its key. */
+function changedKey(path: Buffer, type: ChangeType): Buffer {
+  const folder = type === 'makeFolder' || type === 'removeFolder';
+  return folder && path[path.length - 1] === 0x2f ? path.subarray(0, path.length - 1) : path;
 }
 
 /** Makes a rename in the folder of `path` durable (the folder's entry, not just the file's data). */

@@ -2,7 +2,7 @@
 // (src/actors/grpc-actor.ts), translating the store's vocabulary to the API's.
 
 import type { FileInfo as ApiFileInfo, FileStream as ApiFileStream, ListPage } from '../api/backend.js';
-import type { CommandInput, StatePort } from '../actors/grpc-actor.js';
+import type { ChangePage, CommandInput, StatePort } from '../actors/grpc-actor.js';
 import { DfsError } from '../errors.js';
 import { chunkHash, encodeCommand, type Command } from './commands.js';
 import { validateKey, validatePrefix } from './keys.js';
@@ -37,6 +37,24 @@ export function readerStatePort(reader: StateReader): StatePort {
       if (fileInfo(key) === null) return null;
       const stream = reader.readFile(key, chunkSizeBytes > 0 ? { chunkSizeBytes } : {});
       return stream === null ? null : { info: toApiInfo(stream.info), chunks: stream.chunks };
+    },
+    appliedIndex: () => reader.appliedIndex(),
+    changes(from, prefix, limit): ChangePage {
+      const page = reader.changes(from, prefix, limit);
+      return {
+        ...page,
+        changes: page.changes.map((change) => ({
+          version: change.version,
+          type: change.type,
+          key: change.key,
+          info:
+            change.file !== null
+              ? { key: change.key, sizeBytes: change.file.sizeBytes, version: change.file.version, modifiedUnixMilliseconds: change.file.modifiedMilliseconds, mode: change.file.modeBits }
+              : change.folder !== null
+                ? { key: change.key, sizeBytes: 0, version: change.folder.version, modifiedUnixMilliseconds: change.folder.modifiedMilliseconds, mode: change.folder.modeBits }
+                : null,
+        })),
+      };
     },
     list(prefix, pageSize, pageToken): ListPage {
       const page = reader.list(prefix, { pageSize, pageToken });

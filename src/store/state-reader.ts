@@ -24,6 +24,9 @@ import { validateKey, validatePrefix } from './keys.js';
 import {
   afterPrefix,
   appliedKey,
+  changeKey,
+  changeStartKey,
+  decodeChange,
   checkStateDataFile,
   decodeApplied,
   decodeChunkReference,
@@ -39,12 +42,15 @@ import {
   formatMarker,
   getPath,
   keyBytes,
+  openChangeTables,
   openTables,
   readUint64,
   scanPaths,
   slashByte,
   startsWith,
   type BinaryDatabase,
+  type Change,
+  type ChangeTables,
   type ChunkReference,
   type FileRecord,
   type Tables,
@@ -107,7 +113,27 @@ export interface StateStatistics {
   readonly orphanChunks: number;
 }
 
-export type { ChunkReference };
+export type { Change, ChunkReference };
+
+/** A place in the change log: the next change to read is the first at or after it. */
+export interface ChangePosition {
+  readonly version: number;
+  readonly sequence: number;
+}
+
+export interface ChangePage {
+  /** The changes under the prefix from the position on, in commit order. */
+  readonly changes: readonly Change[];
+  /** Where the next page starts. */
+  readonly next: ChangePosition;
+  /** The applied index of the state this page was read from. */
+  readonly appliedIndex: number;
+  /** True when the page reached the applied index: every change up to it was looked at. */
+  readonly caughtUp: boolean;
+}
+
+/** Changes one changes() call looks at, matching or not, before it returns a page. */
+export const maxChangesScanned = 10_000;
 
 export const defaultPageSize = 1000;
 export const maxPageSize = 10_000;
@@ -129,6 +155,8 @@ export class StateReader {
    * the call's own transaction. At most maxRecentChunks × 4 MiB.
    */
   private readonly recentChunks = new Map<string, Uint8Array>();
+  /** Opened on first use: a reader that never watches does not depend on them. */
+  private changeTables: ChangeTables | null = null;
 
   private constructor(
     private readonly root: RootDatabase<Buffer, Buffer>,
@@ -362,6 +390,40 @@ export class StateReader {
     return reference === undefined ? null : decodeChunkReference(reference);
   }
 
+  /**
+   * Up to `limit` changes under `prefix` from `from` on, in one read transaction. Compacted
+   * (with the oldest version still available) when the log no longer holds `from`: its version
+   * is older than the log's start. Looks at most maxChangesScanned changes per call, so a prefix
+   * that matches little costs bounded time per call (the page may then be empty but not caught up).
+   */
+  changes(from: ChangePosition, prefix: string, limit: number): ChangePage {
+    this.begin();
+    const prefixProblem = validatePrefix(prefix);
+    if (prefixProblem !== null) throw new DfsError('InvalidKey', prefixProblem);
+    const tables = this.openChanges();
+    const appliedIndex = decodeApplied(this.tables.meta.getBinary(appliedKey)).index;
+    const startBytes = tables.changeLog.getBinary(changeStartKey);
+    const startVersion = startBytes === undefined ? appliedIndex + 1 : readUint64(startBytes, 0);
+    if (from.version < startVersion) {
+      throw new DfsError(
+        'Compacted',
+        `version ${from.version} is no longer in this node's change log: the oldest version still available is ${startVersion} ` +
+          `(this node is at ${appliedIndex}). Watch from version ${startVersion} or later, and re-read what changed before it with List and Get`,
+      );
+    }
+    const changes: Change[] = [];
+    let next = from;
+    let scanned = 0;
+    for (const { key, value } of tables.changes.getRange({ start: changeKey(from.version, from.sequence) })) {
+      if (changes.length >= limit || scanned >= maxChangesScanned) return { changes, next, appliedIndex, caughtUp: false };
+      scanned++;
+      const change = decodeChange(key, value);
+      next = { version: change.version, sequence: change.sequence + 1 };
+      if (change.key.startsWith(prefix)) changes.push(change);
+    }
+    return { changes, next: { version: Math.max(next.version, appliedIndex + 1), sequence: next.version > appliedIndex ? next.sequence : 0 }, appliedIndex, caughtUp: true };
+  }
+
   /** sha256 (hex) of every table: equal digests mean identical state (see StateMachine.digest). */
   digest(): string {
     this.begin();
@@ -374,6 +436,17 @@ export class StateReader {
   private begin(): void {
     if (this.closed) throw new Error('the state reader is closed');
     this.root.resetReadTxn();
+  }
+
+  private openChanges(): ChangeTables {
+    if (this.changeTables === null) {
+      try {
+        this.changeTables = openChangeTables(this.root);
+      } catch (error) {
+        throw new DfsError('Unavailable', `this node's change log cannot be read yet (${error instanceof Error ? error.message : String(error)}); retry shortly`);
+      }
+    }
+    return this.changeTables;
   }
 
   private fileRecord(key: string): FileRecord | undefined {

@@ -20,6 +20,8 @@ const state: StatePort = {
   get: () => null,
   openRead: () => null,
   list: () => ({ entries: [], nextPageToken: '' }),
+  appliedIndex: () => 0,
+  changes: (from) => ({ changes: [], next: from, appliedIndex: 0, caughtUp: true }),
 };
 
 t.test('a full table of waiting calls refuses a write without proposing it', async (t) => {

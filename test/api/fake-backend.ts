@@ -24,6 +24,8 @@ import type {
   PutResult,
   PutStreamHeader,
   StatRequest,
+  WatchEvent,
+  WatchRequest,
 } from '../../src/api/backend.js';
 
 export type BackendMethod = keyof FileBackend;
@@ -71,6 +73,10 @@ export class FakeBackend implements FileBackend {
   abandonedStreams = 0;
   /** Chunks putStream has pulled so far, over all streams. */
   pulledChunks = 0;
+  /** The change log watch() replays (a test fills it); after it, a watch waits for its cancel. */
+  watchEvents: WatchEvent[] = [];
+  /** Watch streams whose iterator has ended (cancelled or finished). */
+  endedWatches = 0;
 
   private readonly files = new Map<string, { data: Buffer; info: FileInfo }>();
   private lastVersion = 0;
@@ -221,6 +227,21 @@ export class FakeBackend implements FileBackend {
   }
 
   /** Records a call, then applies any scripted hold or failure for its method. */
+  async *watch(request: WatchRequest, context: CallContext): AsyncGenerator<WatchEvent> {
+    await this.enter('watch', request, context);
+    try {
+      for (const event of this.watchEvents) {
+        if (event.version >= request.fromVersion && event.key.startsWith(request.prefix)) yield event;
+      }
+      await new Promise<void>((resolve) => {
+        if (context.signal.aborted) resolve();
+        else context.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } finally {
+      this.endedWatches++;
+    }
+  }
+
   private async enter(method: BackendMethod, request: unknown, context: CallContext): Promise<void> {
     this.calls.push({ method, request, context });
     if (this.calls.length > maximumRecordedCalls) this.calls.shift();

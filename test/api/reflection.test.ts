@@ -27,7 +27,7 @@ const expectedServices = [
 ];
 
 const fileServiceMethods = [
-  'AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Stat', 'Status',
+  'AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Stat', 'Status', 'Watch',
 ];
 
 for (const version of ['v1', 'v1alpha'] as ReflectionVersion[]) {
