@@ -25,6 +25,8 @@ export interface CommandContext {
   readonly stdout: Output;
   readonly stderr: Output;
   readonly stdin: AsyncIterable<Uint8Array>;
+  /** A terminal on stdin means nobody piped data in. */
+  readonly stdinIsTTY: boolean;
   /** Aborted on Ctrl-C for the commands that clean up after themselves. */
   readonly signal: AbortSignal;
   /** Milliseconds since some fixed point, for rates. */

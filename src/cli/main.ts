@@ -19,7 +19,7 @@ export const commands: readonly Command[] = [put, get, rm, ls, stat, cp, watch, 
 export interface Io {
   readonly stdout: Output;
   readonly stderr: Output;
-  readonly stdin: AsyncIterable<Uint8Array>;
+  readonly stdin: AsyncIterable<Uint8Array> & { readonly isTTY?: boolean };
   readonly environment: Readonly<Record<string, string | undefined>>;
   readonly signal: AbortSignal;
 }
@@ -60,6 +60,7 @@ export async function runDfsctl(argv: readonly string[], io: Io, onCommand: (com
       stdout: io.stdout,
       stderr: io.stderr,
       stdin: io.stdin,
+      stdinIsTTY: io.stdin.isTTY === true,
       signal: io.signal,
       now: () => performance.now(),
     };

@@ -43,6 +43,7 @@ export const put: Command = {
     const [keyText, file] = expectPositionals(context.args, 1, 2, this.usage);
     const key = keyArgument(keyText as string);
     const mode = parseMode(stringOption(context.args, 'mode'));
+    if ((file === undefined || file === '-') && context.stdinIsTTY) throw new UsageError('put reads the value from stdin, which is a terminal', `name a FILE (${this.usage}) or pipe the value in: echo hello | dfsctl put KEY`);
     const source = file === undefined || file === '-' ? context.stdin : createReadStream(file, { highWaterMark: chunkSizeBytes, signal: context.signal });
     const client = await context.client();
     const result = await client.putStream(key, source, mode === undefined ? {} : { mode });

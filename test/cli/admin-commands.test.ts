@@ -1,0 +1,70 @@
+// transfer-leader, snapshot and watch against fake clients. Goal: the commands call the client
+// methods of issue 6 with the right arguments and print a line or JSON, and say clearly (exit 1)
+// when the client lacks a method, so dfsctl works before and after those methods land. Method:
+// each command's run() with a hand-made context whose client() returns a fake; output recorded.
+
+import t from 'tap';
+import { parseArgs } from '../../src/cli/args.js';
+import type { Command, CommandContext } from '../../src/cli/command.js';
+import { snapshot, transferLeader } from '../../src/cli/commands/cluster.js';
+import { watch, type WatchEvent } from '../../src/cli/commands/watch.js';
+import { exitCodes } from '../../src/cli/exit-codes.js';
+import { globalOptions } from '../../src/cli/help.js';
+
+async function runCommand(command: Command, argv: string[], client: object, signal = new AbortController().signal): Promise<string> {
+  let stdout = '';
+  const output = { write: (text: string | Uint8Array) => ((stdout += String(text)), true), once: () => undefined };
+  const args = parseArgs(argv, [...globalOptions, ...command.options]);
+  const context: CommandContext = {
+    args,
+    json: args.options.has('json'),
+    endpoints: ['fake:1'],
+    client: async () => client as never,
+    stdout: output,
+    stderr: output,
+    stdin: (async function* () {})(),
+    stdinIsTTY: false,
+    signal,
+    now: () => 0,
+  };
+  await command.run(context);
+  return stdout;
+}
+
+t.test('transfer-leader passes the target and reports', async (t) => {
+  const calls: Array<string | undefined> = [];
+  const client = { transferLeadership: async (to?: string) => void calls.push(to) };
+  t.equal(await runCommand(transferLeader, ['node2'], client), 'leadership transferred to node2; `dfsctl status` shows the new leader\n');
+  t.match(await runCommand(transferLeader, [], client), /^leadership transferred;/);
+  t.same(calls, ['node2', undefined]);
+});
+
+t.test('snapshot prints its index and size', async (t) => {
+  const client = { snapshot: async () => ({ index: 1234, sizeBytes: 3 * 1024 * 1024 }) };
+  t.equal(await runCommand(snapshot, [], client), 'snapshot at index 1234, 3.00 MiB\n');
+  t.same(JSON.parse(await runCommand(snapshot, ['--json'], client)), { index: 1234, sizeBytes: 3 * 1024 * 1024 });
+});
+
+t.test('watch prints each event and passes fromVersion and the signal', async (t) => {
+  const events: WatchEvent[] = [
+    { version: 7, type: 'PUT', key: 'docs/a.txt', info: { sizeBytes: 5 } },
+    { version: 8, type: 'DELETE', key: 'docs/a.txt' },
+  ];
+  const seen: unknown[] = [];
+  const client = {
+    async *watch(prefix: string, options: { fromVersion?: number; signal?: AbortSignal }) {
+      seen.push(prefix, options.fromVersion, options.signal !== undefined);
+      yield* events;
+    },
+  };
+  t.equal(await runCommand(watch, ['/docs/', '--from-version', '7'], client), '       7  PUT     docs/a.txt  5 B\n       8  DELETE  docs/a.txt\n');
+  t.same(seen, ['docs/', 7, true]);
+  const lines = (await runCommand(watch, ['--json'], client)).trimEnd().split('\n');
+  t.same(lines.map((line) => JSON.parse(line)), events, 'one JSON object per line');
+});
+
+t.test('a client without the method: exit 1 and what to do', async (t) => {
+  for (const command of [transferLeader, snapshot, watch]) {
+    await t.rejects(runCommand(command, [], {}), { exitCode: exitCodes.failed, message: /this dfsctl's client has no \w+\(\) yet/, hint: /update dfs/ }, command.name);
+  }
+});
