@@ -28,6 +28,7 @@ import type {
   PutResult,
   PutStreamHeader,
   ReadConsistency,
+  SnapshotInfo,
   StatRequest,
   WatchEvent,
   WatchRequest,
@@ -115,6 +116,9 @@ export class ClusterBackend implements FileBackend {
   private appliedHistory: { time: number; index: number }[] = [];
   /** Watch streams waiting for the next applied index; woken by every store event, failed by close(). */
   private watchWaiters = new Set<{ resolve: () => void; reject: (error: Error) => void }>();
+  /** The leader the Raft actor last reported, and who waits to hear of a change. */
+  private knownLeader: string | null = null;
+  private leadershipWaiters = new Set<(leader: string | null) => void>();
   private closed = false;
 
   constructor(private readonly options: GrpcActorOptions) {
@@ -125,6 +129,8 @@ export class ClusterBackend implements FileBackend {
 
   handleRaftReply(reply: RaftReply): void {
     if (reply.type === 'leadership') {
+      this.knownLeader = reply.leader;
+      for (const waiter of [...this.leadershipWaiters]) waiter(reply.leader);
       this.options.onLeadership?.(reply.leader);
       return;
     }
@@ -276,8 +282,8 @@ export class ClusterBackend implements FileBackend {
   }
 
   async addPeer(request: AddPeerRequest, context: CallContext): Promise<void> {
-    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/.test(request.id)) {
-      throw new DfsError('InvalidArgument', `node id ${JSON.stringify(request.id)} must be 1 to 64 letters, digits, ".", "_" or "-", not starting with "." or "-"`);
+    if (!nodeIdPattern.test(request.id)) {
+      throw new DfsError('InvalidArgument', `node id ${JSON.stringify(request.id)} ${nodeIdRule}`);
     }
     if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(request.address)) {
       throw new DfsError('InvalidArgument', `address ${JSON.stringify(request.address)} must be host:port`);
@@ -320,6 +326,47 @@ export class ClusterBackend implements FileBackend {
       if (page.caughtUp) await this.waitForApplied(page.appliedIndex, context.signal);
       else await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  /**
+   * Asks the Raft actor to start the transfer, then waits (within the call's timeout) until it
+   * reports the target as leader: answering "done" only once the new leader leads.
+   */
+  async transferLeader(to: string, context: CallContext): Promise<{ leaderId: string }> {
+    if (to !== '' && !nodeIdPattern.test(to)) throw new DfsError('InvalidArgument', `node id ${JSON.stringify(to)} ${nodeIdRule}`);
+    const requestId = this.nextRequestId();
+    const timeout = this.timeoutMilliseconds(context);
+    const reply = await this.ask({ type: 'transferLeadership', requestId, to: to === '' ? null : to }, context);
+    if (reply.type !== 'transferStarted') throw unexpected(reply);
+    const target = reply.to;
+    if (target === this.options.nodeId || this.knownLeader === target) return { leaderId: target };
+    return new Promise<{ leaderId: string }>((resolve, reject) => {
+      const finish = (outcome: () => void): void => {
+        clearTimeout(timer);
+        this.leadershipWaiters.delete(waiter);
+        context.signal.removeEventListener('abort', onAbort);
+        outcome();
+      };
+      const waiter = (leader: string | null): void => {
+        if (leader === target) finish(() => resolve({ leaderId: target }));
+      };
+      const onAbort = (): void => finish(() => reject(new DfsError('Timeout', 'the call was cancelled; the transfer may still complete')));
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(new DfsError('Timeout', `${target} did not take over within ${timeout} ms (it may still be catching up); leadership stays with ${this.knownLeader ?? 'nobody known'} until it does; Status shows the leader`)),
+          ),
+        timeout,
+      );
+      this.leadershipWaiters.add(waiter);
+      context.signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  async snapshot(context: CallContext): Promise<SnapshotInfo> {
+    const reply = await this.ask({ type: 'snapshot', requestId: this.nextRequestId() }, context);
+    if (reply.type !== 'snapshotTaken') throw unexpected(reply);
+    return { index: reply.index, sizeBytes: reply.sizeBytes };
   }
 
   // ---------------------------------------------------------------- internals
@@ -501,6 +548,9 @@ function concat(parts: readonly Uint8Array[], length: number): Uint8Array {
   return out;
 }
 
+const nodeIdPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$/;
+const nodeIdRule = 'must be 1 to 64 letters, digits, ".", "_" or "-", not starting with "." or "-"';
+
 function watchEnded(): DfsError {
   return new DfsError('Unavailable', 'this node is shutting down: resume the watch on another node from the version after the last one received', { retryAfterMilliseconds: 1000 });
 }
@@ -530,6 +580,7 @@ function toApiStatus(status: NodeStatus): ApiNodeStatus {
     leaderAddress: status.leaderAddress ?? '',
     commitIndex: status.commitIndex,
     appliedIndex: status.appliedIndex,
+    snapshotIndex: Math.max(0, status.firstIndex - 1),
     members: status.members.map((member) => ({
       id: member.id,
       address: member.address,

@@ -47,15 +47,20 @@ export type RaftRequest =
   | { readonly type: 'propose'; readonly requestId: string; readonly data: Uint8Array }
   | { readonly type: 'readIndex'; readonly requestId: string }
   | { readonly type: 'confChange'; readonly requestId: string; readonly change: ConfChange }
-  | { readonly type: 'transferLeadership'; readonly requestId: string; readonly to: NodeId }
-  | { readonly type: 'status'; readonly requestId: string };
+  /** `to` null: the voter that is furthest along (the leader only). */
+  | { readonly type: 'transferLeadership'; readonly requestId: string; readonly to: NodeId | null }
+  | { readonly type: 'status'; readonly requestId: string }
+  /** Compact the log into a snapshot of everything applied now; answered once it is done. */
+  | { readonly type: 'snapshot'; readonly requestId: string };
 
 /** The Raft actor's answers to the gRPC actor. A proposal's success arrives from the store. */
 export type RaftReply =
   | { readonly type: 'failed'; readonly requestId: string; readonly code: DfsErrorCode; readonly message: string; readonly leader: NodeId | null }
   | { readonly type: 'readState'; readonly requestId: string; readonly index: number }
   | { readonly type: 'confChanged'; readonly requestId: string; readonly index: number }
-  | { readonly type: 'transferStarted'; readonly requestId: string }
+  | { readonly type: 'transferStarted'; readonly requestId: string; readonly to: NodeId }
+  /** The log's snapshot after a 'snapshot' request: it covers everything applied when it was asked for. */
+  | { readonly type: 'snapshotTaken'; readonly requestId: string; readonly index: number; readonly term: number; readonly sizeBytes: number }
   | { readonly type: 'status'; readonly requestId: string; readonly status: NodeStatus }
   /** Not an answer: the known leader changed (null: none), so the health service can say so. */
   | { readonly type: 'leadership'; readonly leader: NodeId | null };

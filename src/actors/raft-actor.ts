@@ -92,6 +92,8 @@ export class RaftActor {
   private pendingConfChanges = new Map<string, ConfChange>();
   private storeAppliedIndex = 0;
   private snapshotInProgress = false;
+  /** Snapshot requests waiting for a snapshot at or past the applied index they were made at. */
+  private snapshotRequests: { requestId: string; appliedIndex: number }[] = [];
   private lastRole: string | null = null;
   private lastLeader: NodeId | null = null;
 
@@ -160,10 +162,14 @@ export class RaftActor {
       case 'snapshotWritten':
         this.snapshotInProgress = false;
         this.compactTo(report);
+        this.answerSnapshotRequests(report.index);
         return;
       case 'snapshotFailed':
         this.snapshotInProgress = false;
         this.options.logger.error({ path: report.path }, `writing a snapshot failed: ${report.message}`);
+        for (const { requestId } of this.snapshotRequests.splice(0)) {
+          this.options.toApi({ type: 'failed', requestId, code: 'Internal', message: `writing the snapshot failed: ${report.message}`, leader: null });
+        }
         return;
     }
   }
@@ -195,17 +201,79 @@ export class RaftActor {
         else this.pendingConfChanges.set(request.requestId, request.change);
         break;
       }
-      case 'transferLeadership': {
-        const result = node.transferLeadership(request.to);
-        if (!result.ok) this.fail(request.requestId, result);
-        else this.options.toApi({ type: 'transferStarted', requestId: request.requestId });
+      case 'transferLeadership':
+        this.transferLeadership(node, request.requestId, request.to);
         break;
-      }
+      case 'snapshot':
+        this.snapshotRequests.push({ requestId: request.requestId, appliedIndex: this.storeAppliedIndex });
+        this.answerSnapshotRequests();
+        break;
       case 'status':
         this.options.toApi({ type: 'status', requestId: request.requestId, status: this.status() });
         break;
     }
     this.pump();
+  }
+
+  /**
+   * Starts handing leadership to `to`, or to the voter furthest along when null. Refuses, with a
+   * message that says why, a node that is not a member, a learner, and any node but the leader.
+   */
+  private transferLeadership(node: RaftNode, requestId: string, to: NodeId | null): void {
+    const status = node.status();
+    if (status.role !== 'leader') {
+      const message = status.leader === null ? 'no leader is known: retry once one is elected' : `only the leader moves leadership: ask ${status.leader}, the leader`;
+      this.options.toApi({ type: 'failed', requestId, code: status.leader === null ? 'NoLeader' : 'NotLeader', message, leader: status.leader });
+      return;
+    }
+    const all = members(status.config);
+    let target = to;
+    if (target === null) {
+      let best: { id: NodeId; match: number } | null = null;
+      for (const id of status.config.voters) {
+        if (id === this.options.nodeId) continue;
+        const match = status.progress?.get(id)?.match ?? 0;
+        if (best === null || match > best.match) best = { id, match };
+      }
+      if (best === null) {
+        this.options.toApi({ type: 'failed', requestId, code: 'FailedPrecondition', message: 'this node is the only voter: there is nobody to hand leadership to', leader: null });
+        return;
+      }
+      target = best.id;
+    } else if (!all.includes(target)) {
+      this.options.toApi({ type: 'failed', requestId, code: 'InvalidArgument', message: `${JSON.stringify(target)} is not a member; the members are ${all.join(', ')}`, leader: null });
+      return;
+    } else if (!status.config.voters.includes(target)) {
+      this.options.toApi({ type: 'failed', requestId, code: 'FailedPrecondition', message: `${target} is a learner: only a voter can lead (it is promoted once it has caught up)`, leader: null });
+      return;
+    }
+    const result = node.transferLeadership(target);
+    if (!result.ok) this.fail(requestId, result);
+    else this.options.toApi({ type: 'transferStarted', requestId, to: target });
+  }
+
+  /**
+   * Answers the snapshot requests that the log's snapshot now covers; for the others, takes a
+   * snapshot (one at a time: a request made while one is being written waits for the next).
+   */
+  private answerSnapshotRequests(writtenIndex = 0): void {
+    const snapshot = this.options.storage.snapshot();
+    const waiting: typeof this.snapshotRequests = [];
+    for (const request of this.snapshotRequests) {
+      if (request.appliedIndex <= snapshot.index && snapshot.index > 0) {
+        this.options.toApi({ type: 'snapshotTaken', requestId: request.requestId, index: snapshot.index, term: snapshot.term, sizeBytes: snapshot.sizeBytes });
+      } else if (request.appliedIndex === 0) {
+        this.options.toApi({ type: 'failed', requestId: request.requestId, code: 'FailedPrecondition', message: 'nothing is applied yet: there is nothing to snapshot', leader: null });
+      } else if (request.appliedIndex <= writtenIndex) {
+        // A snapshot that should cover it was written but the log did not take it (it changed
+        // meanwhile, e.g. a snapshot from the leader arrived): say so rather than loop.
+        this.options.toApi({ type: 'failed', requestId: request.requestId, code: 'Unavailable', message: 'the snapshot was written but the log could not be compacted to it; retry', leader: null });
+      } else {
+        waiting.push(request);
+      }
+    }
+    this.snapshotRequests = waiting;
+    if (waiting.length > 0 && !this.snapshotInProgress && this.node !== null) this.takeSnapshot();
   }
 
   status(): NodeStatus {
@@ -548,8 +616,12 @@ export class RaftActor {
     const progress = this.node.status().progress;
     const transferring = progress !== null && [...progress.values()].some((peer) => peer.state === 'snapshot');
     if (transferring && sinceSnapshot < 4 * this.options.snapshotEveryEntries) return;
+    this.takeSnapshot();
+  }
+
+  private takeSnapshot(): void {
     this.snapshotInProgress = true;
-    const path = join(storage.path(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
+    const path = join(this.options.storage.path(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
     this.options.toStore({ type: 'writeSnapshot', path });
   }
 

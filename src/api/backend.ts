@@ -151,6 +151,8 @@ export interface NodeStatus {
   readonly leaderAddress: string;
   readonly commitIndex: number;
   readonly appliedIndex: number;
+  /** The last index in this node's snapshot; its Raft log holds the entries after it. */
+  readonly snapshotIndex: number;
   /** Every member of the current configuration, this node included, ordered by id. */
   readonly members: readonly MemberStatus[];
 }
@@ -240,4 +242,21 @@ export interface FileBackend {
    * next version to send; InvalidKey for a bad prefix; Unavailable when the node stops.
    */
   watch(request: WatchRequest, context: CallContext): AsyncIterable<WatchEvent>;
+
+  /**
+   * Hands leadership to the voter `to` ('' : the one furthest along) and resolves with the new
+   * leader's id once this node knows it took over. NotLeader (naming the leader) on any node but
+   * the leader; InvalidArgument for a non-member; FailedPrecondition for a learner or when there is
+   * no other voter; Timeout when leadership did not move in time.
+   */
+  transferLeader(to: string, context: CallContext): Promise<{ leaderId: string }>;
+
+  /** Compacts this node's Raft log into a snapshot of what it has applied; its index and size. */
+  snapshot(context: CallContext): Promise<SnapshotInfo>;
+}
+
+export interface SnapshotInfo {
+  /** The last log index the snapshot covers. */
+  readonly index: number;
+  readonly sizeBytes: number;
 }

@@ -125,6 +125,7 @@ interface StatRequestMessage { key: string; consistency: ConsistencyName }
 interface ListRequestMessage { prefix: string; pageSize: number; pageToken: string; consistency: ConsistencyName }
 interface AddPeerRequestMessage { id: string; address: string }
 interface RemovePeerRequestMessage { id: string }
+interface TransferLeaderRequestMessage { to: string }
 interface PutStreamRequestMessage {
   message?: 'header' | 'chunk';
   header: { key: string; mode: number } | null;
@@ -301,6 +302,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     RemovePeer: unary<RemovePeerRequestMessage, unknown>('RemovePeer', async (request, context) => {
       await backend.removePeer(request.id, context);
       return {};
+    }),
+
+    TransferLeader: unary<TransferLeaderRequestMessage, unknown>('TransferLeader', async (request, context) => {
+      const result = await backend.transferLeader(request.to, context);
+      return { leaderId: result.leaderId };
+    }),
+
+    Snapshot: unary<Record<string, never>, unknown>('Snapshot', async (_request, context) => {
+      const result = await backend.snapshot(context);
+      return { index: result.index, sizeBytes: result.sizeBytes };
     }),
 
     PutStream: (call: ServerReadableStream<PutStreamRequestMessage, unknown>, callback: sendUnaryData<unknown>): void => {
@@ -680,6 +691,7 @@ function statusResponse(status: NodeStatus): unknown {
     leaderAddress: status.leaderAddress,
     commitIndex: status.commitIndex,
     appliedIndex: status.appliedIndex,
+    snapshotIndex: status.snapshotIndex,
     members: status.members.map((member) => ({
       id: member.id,
       address: member.address,

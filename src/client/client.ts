@@ -60,6 +60,11 @@ export interface ClusterStatus {
   readonly leaderAddress: string;
   readonly commitIndex: number;
   readonly appliedIndex: number;
+  /**
+   * The last index in the node's snapshot: its Raft log holds the entries after it. Always set by
+   * this client (0 before any compaction); optional only so that hand-made statuses need not say.
+   */
+  readonly snapshotIndex?: number;
   readonly members: readonly ClusterMember[];
 }
 
@@ -169,6 +174,19 @@ export class DfsClient {
 
   async removePeer(id: string, options: CallOptions = {}): Promise<void> {
     await this.unary('removePeer', { id }, options);
+  }
+
+  /**
+   * Hands leadership to the voter `to` (undefined or '': the one furthest along); resolves with the
+   * new leader's id once it has taken over. Call it on the leader (UNAVAILABLE elsewhere, naming it).
+   */
+  async transferLeadership(to?: string, options: CallOptions = {}): Promise<{ leaderId: string }> {
+    return this.unary('transferLeader', { to: to ?? '' }, options);
+  }
+
+  /** Compacts the node's Raft log into a snapshot now; the snapshot's last index and size. */
+  async snapshot(options: CallOptions = {}): Promise<{ index: number; sizeBytes: number }> {
+    return this.unary('snapshot', {}, options);
   }
 
   /** Streams `chunks` into `key`; the file appears whole when the stream ends. */

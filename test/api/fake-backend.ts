@@ -23,6 +23,7 @@ import type {
   PutRequest,
   PutResult,
   PutStreamHeader,
+  SnapshotInfo,
   StatRequest,
   WatchEvent,
   WatchRequest,
@@ -62,6 +63,7 @@ export class FakeBackend implements FileBackend {
     leaderAddress: '127.0.0.1:12000',
     commitIndex: 0,
     appliedIndex: 0,
+    snapshotIndex: 0,
     members: [
       { id: 'node1', address: '127.0.0.1:12000', role: 'leader', suffrage: 'voter', progressKnown: true, matchIndex: 0, lagEntries: 0 },
     ],
@@ -240,6 +242,21 @@ export class FakeBackend implements FileBackend {
     } finally {
       this.endedWatches++;
     }
+  }
+
+  /** What transferLeader and snapshot answer. */
+  snapshotInfo: SnapshotInfo = { index: 0, sizeBytes: 0 };
+
+  async transferLeader(to: string, context: CallContext): Promise<{ leaderId: string }> {
+    await this.enter('transferLeader', to, context);
+    const leaderId = to === '' ? (this.nodeStatus.members.find((member) => member.id !== this.nodeStatus.nodeId)?.id ?? this.nodeStatus.nodeId) : to;
+    this.nodeStatus = { ...this.nodeStatus, leaderId };
+    return { leaderId };
+  }
+
+  async snapshot(context: CallContext): Promise<SnapshotInfo> {
+    await this.enter('snapshot', undefined, context);
+    return this.snapshotInfo;
   }
 
   private async enter(method: BackendMethod, request: unknown, context: CallContext): Promise<void> {

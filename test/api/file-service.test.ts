@@ -120,7 +120,7 @@ t.test('Status, AddPeer and RemovePeer', async (t) => {
   const before = await callUnary<Record<string, unknown>>(client, 'Status', {});
   t.same(before, {
     nodeId: 'node1', role: 'LEADER', term: 3, leaderId: 'node1', leaderAddress: '127.0.0.1:12000',
-    commitIndex: 1, appliedIndex: 1,
+    commitIndex: 1, appliedIndex: 1, snapshotIndex: 0,
     members: [{
       id: 'node1', address: '127.0.0.1:12000', role: 'LEADER', suffrage: 'VOTER',
       progressKnown: true, matchIndex: 0, lagEntries: 0,

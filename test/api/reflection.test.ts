@@ -27,7 +27,7 @@ const expectedServices = [
 ];
 
 const fileServiceMethods = [
-  'AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Stat', 'Status', 'Watch',
+  'AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Snapshot', 'Stat', 'Status', 'TransferLeader', 'Watch',
 ];
 
 for (const version of ['v1', 'v1alpha'] as ReflectionVersion[]) {

@@ -29,7 +29,7 @@ t.test('a client that knows only the address finds the services and calls Put an
 
       const root = await client.rootFor('dfs.FileService');
       const methods = Object.keys(root.lookupService('dfs.FileService').methods).sort();
-      t.same(methods, ['AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Stat', 'Status', 'Watch'], 'every method is described');
+      t.same(methods, ['AddPeer', 'Delete', 'Get', 'GetStream', 'List', 'Put', 'PutStream', 'RemovePeer', 'Snapshot', 'Stat', 'Status', 'TransferLeader', 'Watch'], 'every method is described');
 
       // The seed's commands: Put {"key":"foo","data":"YmFy"}, then Get prints {"data": "YmFy"}.
       const key = `reflection/${version}/foo`;
