@@ -260,7 +260,9 @@ export class DfsClient {
         };
       }
     } catch (error) {
-      if (signal?.aborted === true && isServiceError(error) && error.code === grpcStatus.CANCELLED) return;
+      // Read again: the signal may have been aborted since the check before the call.
+      const aborted = (signal as AbortSignal | undefined)?.aborted === true;
+      if (aborted && isServiceError(error) && error.code === grpcStatus.CANCELLED) return;
       throw isServiceError(error) ? toClientError(error) : error;
     } finally {
       signal?.removeEventListener('abort', onAbort);

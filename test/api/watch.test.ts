@@ -2,10 +2,12 @@
 // shape (enum names, info only where there is one, moreInVersion); a client that cancels ends the
 // backend's iteration; a closing server ends its watches at once with UNAVAILABLE instead of
 // waiting out the grace period (a watch never ends by itself). Method: the FakeBackend's watch,
-// which replays a scripted change log and then waits for the call's signal.
+// which replays a scripted change log and then waits for the call's signal; and DfsClient.watch,
+// whose AbortSignal ends the iteration quietly.
 
 import t from 'tap';
 import { status as GrpcStatus, Metadata, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { DfsClient } from '../../src/client/client.js';
 import { startTestServer, waitFor, type FileServiceClient } from './helpers.js';
 
 function openWatch(client: FileServiceClient, request: unknown): ClientReadableStream<Record<string, unknown>> {
@@ -63,5 +65,26 @@ t.test('a closing server ends its watches at once with UNAVAILABLE', async (t) =
   t.equal(error.code, GrpcStatus.UNAVAILABLE);
   t.match(error.details, /resume the watch on another node/);
   t.ok(Date.now() - started < 3000, `close() did not wait for the grace period (${Date.now() - started} ms)`);
+  await waitFor(() => backend.endedWatches === 1);
+});
+
+t.test('DfsClient.watch: typed events; aborting its signal ends the iteration quietly', async (t) => {
+  const { backend, address } = await startTestServer(t);
+  backend.watchEvents = [
+    { version: 7, type: 'put', key: 'docs/a', info, moreInVersion: false },
+    { version: 8, type: 'delete', key: 'docs/a', info: null, moreInVersion: false },
+  ];
+  const client = new DfsClient(address);
+  t.teardown(() => client.close());
+  const controller = new AbortController();
+  const events = [];
+  for await (const event of client.watch('docs/', { fromVersion: 1, signal: controller.signal })) {
+    events.push(event);
+    if (events.length === 2) setTimeout(() => controller.abort(), 50);
+  }
+  t.same(events, [
+    { version: 7, type: 'PUT', key: 'docs/a', info, moreInVersion: false },
+    { version: 8, type: 'DELETE', key: 'docs/a', moreInVersion: false },
+  ]);
   await waitFor(() => backend.endedWatches === 1);
 });
