@@ -200,10 +200,33 @@ export class DfsClient {
       if (error !== null) settle.reject(toClientError(error));
       else settle.resolve(value as { version: number; sizeBytes: number });
     });
+    // The server may answer (refuse) before the upload ends: then no write may wait for a 'drain'
+    // that never comes, and the answer must not go unhandled while chunks are still being read.
+    let answered: Error | null = null;
+    let waiting: { resolve: () => void; reject: (error: Error) => void } | null = null;
+    result.then(
+      () => waiting?.resolve(),
+      (error: Error) => {
+        answered = error;
+        waiting?.reject(error);
+      },
+    );
     const write = (message: unknown): Promise<void> =>
-      new Promise((resolve) => {
-        if (call.write(message)) resolve();
-        else call.once('drain', resolve);
+      new Promise((resolve, reject) => {
+        if (answered !== null) {
+          reject(answered);
+          return;
+        }
+        if (call.write(message)) {
+          resolve();
+          return;
+        }
+        const entry = { resolve, reject };
+        waiting = entry;
+        call.once('drain', () => {
+          if (waiting === entry) waiting = null;
+          resolve();
+        });
       });
     try {
       await write({ header: { key, mode: options.mode ?? 0 } });
@@ -211,6 +234,8 @@ export class DfsClient {
       call.end();
     } catch (error) {
       call.cancel();
+      // The server's own reason beats the cancellation's.
+      if (answered !== null) throw answered;
       throw error;
     }
     return result;
