@@ -145,6 +145,12 @@ function strayArgument(argument: string): ConfigError {
 }
 
 /**
+ * DFS_* variables that belong to dfs's other commands, not to a node: dfsctl's endpoints and the
+ * local cluster's settings. A shell that exports them for those commands must still start nodes.
+ */
+export const otherCommandsVariables: ReadonlySet<string> = new Set(['DFS_ENDPOINTS', 'DFS_CLUSTER_DATA', 'DFS_CLUSTER_FUSE']);
+
+/**
  * Reads the DFS_* variables. Any other DFS_* variable is an error naming the closest known one:
  * a misspelt DFS_PEER would otherwise start a node that silently bootstraps a cluster of its own.
  */
@@ -156,7 +162,7 @@ export function readEnvironment(environment: Readonly<Record<string, string | un
   // Sorted, so that the error list is the same whatever order the environment came in.
   for (const name of Object.keys(environment).sort()) {
     const value = environment[name];
-    if (value === undefined || !name.startsWith(environmentPrefix)) continue;
+    if (value === undefined || !name.startsWith(environmentPrefix) || otherCommandsVariables.has(name)) continue;
     const writtenValue: WrittenValue = { source: 'environment', setting: name, written: value };
     const key = settingByEnvironmentVariable.get(name);
     if (key !== undefined) layer.set(key, writtenValue);

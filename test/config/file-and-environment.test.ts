@@ -86,6 +86,8 @@ t.test('unknown DFS_* variables name the closest known one; other variables are 
   expectOneError(t, { env: { DFS_NODE_ID: 'node2' } }, 'DFS_NODE_ID', /did you mean DFS_[A-Z_]+\?/);
   const config = loadValid(t, { env: { PATH: '/usr/bin', HOME: '/root', dfs_id: 'lower', DFSID: 'x', DFS_ID: undefined } });
   t.equal(config.nodeId, 'node1', 'only DFS_-prefixed variables are read');
+  const shared = loadValid(t, { env: { DFS_ENDPOINTS: '127.0.0.1:13001', DFS_CLUSTER_DATA: 'x', DFS_CLUSTER_FUSE: 'false', DFS_ID: 'node7' } });
+  t.equal(shared.nodeId, 'node7', "dfsctl's and npm run cluster's variables do not stop a node");
   t.same(
     loadErrors(t, { env: { DFS_B: '1', DFS_A: '1' } }).map((error) => error.setting),
     ['DFS_A', 'DFS_B'],
