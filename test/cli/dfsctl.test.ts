@@ -186,6 +186,21 @@ t.test('a three-node cluster through dfsctl', async (t) => {
     t.equal(json.unreachable.length, 1);
   });
 
+  await t.test('snapshot; transfer-leader to a follower, then to the leader it already is', async (t) => {
+    const snapshot = await run(['snapshot']);
+    t.equal(snapshot.code, 0, snapshot.stderr);
+    t.match(snapshot.stdout, /^snapshot at index \d+, [\d.]+ (B|KiB|MiB)\n$/);
+    const target = cluster.nodes.find((node) => node !== leader);
+    if (target === undefined) throw new Error('no follower');
+    const moved = await run(['transfer-leader', target.spec.id]);
+    t.equal(moved.code, 0, moved.stderr);
+    t.equal(moved.stdout, `leadership moved from ${leader.spec.id} to ${target.spec.id}\n`);
+    t.equal((await target.status()).role, 'LEADER', 'the target leads');
+    const again = await run(['transfer-leader', target.spec.id]);
+    t.equal(again.code, 0, again.stderr);
+    t.equal(again.stdout, `${target.spec.id} already leads\n`);
+  });
+
   await t.test('watch from a version prints the change as JSON lines; Ctrl-C ends it with 0', async (t) => {
     const put = await leader.client.put('watched/w.txt', Buffer.from('seen'));
     const child = spawn(process.execPath, [dfsctlMain, 'watch', '--json', '--from-version', String(put.version), 'watched/'], { env: nodeEnvironment({ DFS_ENDPOINTS: endpoints }), stdio: ['ignore', 'pipe', 'pipe'] });

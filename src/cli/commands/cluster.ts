@@ -1,7 +1,5 @@
 // Cluster commands: status (every endpoint asked at once, one table), members list|add|remove,
-// transfer-leader and snapshot. transfer-leader and snapshot call client methods being added
-// alongside dfsctl; they are reached through a narrow interface and checked at run time, so
-// dfsctl builds against a client that lacks them and says so when used.
+// transfer-leader (sent to the leader, found among the endpoints) and snapshot.
 
 import type { ClusterMember, ClusterStatus, DfsClient } from '../../client/client.js';
 import { DfsClient as GrpcDfsClient } from '../../client/client.js';
@@ -11,16 +9,6 @@ import { probeAll, probeTimeoutMilliseconds } from '../endpoints.js';
 import { exitCodes } from '../exit-codes.js';
 import { CliError, UsageError } from '../failure.js';
 import { formatBytes, formatTable, type Column } from '../format.js';
-
-/** The client methods of issue 6 that dfsctl uses when the client has them. */
-export interface ClusterAdminClient {
-  transferLeadership?(to?: string): Promise<unknown>;
-  snapshot?(): Promise<{ index: number; sizeBytes: number }>;
-}
-
-export function missingClientMethod(method: string): CliError {
-  return new CliError(exitCodes.failed, `this dfsctl's client has no ${method}() yet`, 'update dfs (the node and dfsctl) to a version with this call');
-}
 
 export interface StatusRow {
   readonly id: string;
@@ -157,21 +145,42 @@ export const members: Command = {
   },
 };
 
+/** What transfer-leader needs of a node: who it is, who leads, and the call itself. */
+export type LeaderClient = Pick<DfsClient, 'status' | 'transferLeadership'>;
+
 export const transferLeader: Command = {
   name: 'transfer-leader',
   usage: 'dfsctl transfer-leader [ID]',
   summary: 'hand leadership to member ID (or the most caught-up one)',
-  description: 'Asks the leader to hand over leadership to ID, or to the voter that is most caught up when no ID is given; returns once the transfer is done.\n\nExample:\n  dfsctl transfer-leader node2',
+  description:
+    'Asks the leader to hand over leadership to ID, or to the voter that is most caught up when no ID is given; returns once the new leader leads. Only the leader can do it, so the leader must be among --endpoints.\n\nExample:\n  dfsctl transfer-leader node2',
   options: [],
   async run(context) {
     const [to] = expectPositionals(context.args, 0, 1, this.usage);
-    const client = (await context.client()) as unknown as ClusterAdminClient;
-    if (client.transferLeadership === undefined) throw missingClientMethod('transferLeadership');
-    const result = await client.transferLeadership(to);
-    if (context.json) printJson(context, { to: to ?? '', result: result ?? null });
-    else printLines(context, [`leadership transferred${to === undefined ? '' : ` to ${to}`}; \`dfsctl status\` shows the new leader`]);
+    const first = (await context.client()) as LeaderClient;
+    const view = await first.status();
+    if (view.leaderId === '') throw new CliError(exitCodes.failed, 'no leader is known right now', 'an election is going on or a majority is down: retry in a few seconds; `dfsctl status` shows who answers');
+    if (to === view.leaderId) {
+      if (context.json) printJson(context, { leaderId: view.leaderId, moved: false });
+      else printLines(context, [`${to} already leads`]);
+      return;
+    }
+    const leader = view.nodeId === view.leaderId ? first : await findLeader(context, view.leaderId, view.leaderAddress);
+    const result = await leader.transferLeadership(to);
+    if (context.json) printJson(context, { leaderId: result.leaderId, moved: true });
+    else printLines(context, [`leadership moved from ${view.leaderId} to ${result.leaderId}`]);
   },
 };
+
+/** The client of the endpoint that is the leader `leaderId`. */
+async function findLeader(context: CommandContext, leaderId: string, leaderAddress: string): Promise<LeaderClient> {
+  const probes = await probeAll(context.endpoints, (endpoint) => new GrpcDfsClient(endpoint), (client) => client.status({ timeoutMilliseconds: probeTimeoutMilliseconds }));
+  const found = probes.find((probe) => 'status' in probe && probe.status.nodeId === leaderId);
+  if (found === undefined) {
+    throw new CliError(exitCodes.failed, `the leader ${leaderId} (raft ${leaderAddress || 'address unknown'}) is not among the endpoints`, "only the leader can hand leadership over: add its gRPC address to --endpoints (or DFS_ENDPOINTS)");
+  }
+  return new GrpcDfsClient(found.endpoint);
+}
 
 export const snapshot: Command = {
   name: 'snapshot',
@@ -181,9 +190,7 @@ export const snapshot: Command = {
   options: [],
   async run(context) {
     expectPositionals(context.args, 0, 0, this.usage);
-    const client = (await context.client()) as unknown as ClusterAdminClient;
-    if (client.snapshot === undefined) throw missingClientMethod('snapshot');
-    const result = await client.snapshot();
+    const result = await (await context.client()).snapshot();
     if (context.json) printJson(context, result);
     else printLines(context, [`snapshot at index ${result.index}, ${formatBytes(result.sizeBytes)}`]);
   },

@@ -1,21 +1,15 @@
-// watch: prints every change under a prefix as it is committed, until Ctrl-C (exit 0). Uses
-// client.watch, added alongside dfsctl; reached through a narrow interface so dfsctl builds and
-// says so when the client lacks it.
+// watch: prints every change under a prefix as it is committed, until Ctrl-C (exit 0).
 
 import { integerOption, expectPositionals } from '../args.js';
 import { printLines, toKey, type Command } from '../command.js';
 import { formatBytes } from '../format.js';
-import { missingClientMethod } from './cluster.js';
 
+/** The parts of a change (DfsClient's WatchEvent) that are printed. */
 export interface WatchEvent {
   readonly version: number;
   readonly type: string;
   readonly key: string;
   readonly info?: { readonly sizeBytes: number } | null;
-}
-
-export interface WatchClient {
-  watch?(prefix: string, options: { fromVersion?: number; signal?: AbortSignal }): AsyncIterable<WatchEvent>;
 }
 
 /** One event as a line: version, type, key and (for writes) size. */
@@ -34,8 +28,7 @@ export const watch: Command = {
   async run(context) {
     const [prefixText] = expectPositionals(context.args, 0, 1, this.usage);
     const fromVersion = integerOption(context.args, 'from-version', 0);
-    const client = (await context.client()) as unknown as WatchClient;
-    if (client.watch === undefined) throw missingClientMethod('watch');
+    const client = await context.client();
     try {
       for await (const event of client.watch(toKey(prefixText ?? ''), { ...(fromVersion > 0 ? { fromVersion } : {}), signal: context.signal })) {
         if (context.json) context.stdout.write(`${JSON.stringify(event)}\n`);
