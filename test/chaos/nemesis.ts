@@ -10,15 +10,19 @@
 // - SIGSTOP / SIGCONT pauses of the leader or any node, longer than the election timeout;
 // - partitions: a minority from the majority, the leader from everyone, and a bridge (two sides
 //   that only one node can talk to), by closing the links' connections or black-holing them;
-// - membership under load: remove a node, wipe it, start it empty so that it joins again.
+// - membership under load: remove a node, wipe it, start it empty so that it joins again;
+// - with --fs (kill-fuse): kill -9 of a node's FUSE process (its child running fuse-process.js),
+//   which the node replaces after its backoff; the fault lasts until the mount is served again.
 //
 // The schedule (which fault, which cut mode, how long, the pause between faults) comes from the
 // seed alone; which node is "the leader" is whatever the cluster says at that moment.
 
-import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { DfsClient, type ClusterStatus } from '../../src/client/client.js';
-import { freePort, seededRandom, TestCluster, waitFor, type TestNode } from '../integration/harness.js';
+import { freePort, isMountPoint, seededRandom, TestCluster, waitFor, type TestNode } from '../integration/harness.js';
 import { LinkFaults, LinkProxy, type CutMode } from './proxy.js';
 
 export const faultKinds = [
@@ -32,7 +36,11 @@ export const faultKinds = [
   'partition-bridge',
   'membership',
 ] as const;
-export type FaultKind = (typeof faultKinds)[number];
+/** Faults that need the file system (--fs): kill -9 of a node's FUSE process. */
+export const fsFaultKinds = ['kill-fuse'] as const;
+export type FaultKind = (typeof faultKinds)[number] | (typeof fsFaultKinds)[number];
+/** Every kind, in report order. */
+export const everyFaultKind: readonly FaultKind[] = [...faultKinds, ...fsFaultKinds];
 
 /** Fault groups accepted by --faults besides the kinds themselves. */
 export const faultGroups: Readonly<Record<string, readonly FaultKind[]>> = {
@@ -44,13 +52,20 @@ export const faultGroups: Readonly<Record<string, readonly FaultKind[]>> = {
   none: [],
 };
 
-export function parseFaults(text: string): FaultKind[] {
+/** The kinds a --faults list names; with `fs`, `all` includes kill-fuse, and kill-fuse needs it. */
+export function parseFaults(text: string, options: { fs?: boolean } = {}): FaultKind[] {
+  const fs = options.fs === true;
   const kinds = new Set<FaultKind>();
   for (const word of text.split(',').map((part) => part.trim()).filter((part) => part !== '')) {
     const group = faultGroups[word];
-    if (group !== undefined) for (const kind of group) kinds.add(kind);
-    else if ((faultKinds as readonly string[]).includes(word)) kinds.add(word as FaultKind);
-    else throw new Error(`unknown fault ${word}; known: ${[...Object.keys(faultGroups), ...faultKinds].join(', ')}`);
+    if (group !== undefined) {
+      for (const kind of group) kinds.add(kind);
+      if (word === 'all' && fs) for (const kind of fsFaultKinds) kinds.add(kind);
+    } else if ((faultKinds as readonly string[]).includes(word)) kinds.add(word as FaultKind);
+    else if ((fsFaultKinds as readonly string[]).includes(word)) {
+      if (!fs) throw new Error(`fault ${word} needs --fs`);
+      kinds.add(word as FaultKind);
+    } else throw new Error(`unknown fault ${word}; known: ${[...Object.keys(faultGroups), ...everyFaultKind].join(', ')}`);
   }
   return [...kinds];
 }
@@ -103,7 +118,8 @@ export class ChaosCluster {
 
   private constructor(readonly cluster: TestCluster) {}
 
-  static async create(count: number, tickMilliseconds = 50): Promise<ChaosCluster> {
+  /** With `fuse`, each node mounts <folder>/nodeN-mount and watches <folder>/nodeN-cache. */
+  static async create(count: number, tickMilliseconds = 50, options: { fuse?: boolean } = {}): Promise<ChaosCluster> {
     const cluster = await TestCluster.create(0);
     const chaos = new ChaosCluster(cluster);
     const specs: { id: string; raftPort: number; proxy: LinkProxy }[] = [];
@@ -121,6 +137,12 @@ export class ChaosCluster {
         args: ['-advertise', `127.0.0.1:${spec.proxy.port}`, '-peers', peers.join(',')],
         env: { DFS_TICK_MILLISECONDS: String(tickMilliseconds) },
       });
+      if (options.fuse === true) {
+        node.spec.mountFolder = join(cluster.folder, `${spec.id}-mount`);
+        node.spec.cacheFolder = join(cluster.folder, `${spec.id}-cache`);
+        mkdirSync(node.spec.mountFolder, { recursive: true });
+        mkdirSync(node.spec.cacheFolder, { recursive: true });
+      }
       chaos.nodes.push({ id: spec.id, node, proxy: spec.proxy, client: newClient(node), paused: false });
     }
     return chaos;
@@ -166,6 +188,29 @@ export class ChaosCluster {
     const pid = member.node.pid;
     if (pid !== null && member.paused) process.kill(pid, 'SIGCONT');
     member.paused = false;
+  }
+
+  /** The pid of the node's FUSE process (its child running fuse-process.js), or null. */
+  fusePid(member: ChaosNode): number | null {
+    const parent = member.node.pid;
+    if (parent === null) return null;
+    const found = spawnSync('pgrep', ['-P', String(parent), '-f', 'fuse-process.js'], { encoding: 'utf8' });
+    const pid = Number(found.stdout.trim().split('\n')[0]);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  }
+
+  /** The node's mount is served by a FUSE process other than `not`, mounted, and can be listed. */
+  mountServed(member: ChaosNode, not: number | null = null): boolean {
+    const mount = member.node.spec.mountFolder;
+    if (mount === undefined) return false;
+    const pid = this.fusePid(member);
+    if (pid === null || pid === not || !isMountPoint(mount)) return false;
+    try {
+      readdirSync(mount);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async status(member: ChaosNode): Promise<ClusterStatus | null> {
@@ -378,8 +423,31 @@ export class Nemesis {
       }
       case 'membership':
         return this.removeAndRejoin(choice);
+      case 'kill-fuse':
+        return this.killFuse(choice);
     }
   }
+
+  /**
+   * kill -9 of one node's FUSE process; the node starts a new one after its backoff (1 s,
+   * doubling), which unmounts the dead mount and mounts again. Waits until it is served again.
+   */
+  private async killFuse(choice: number): Promise<string> {
+    const candidates = this.chaos.running().filter((member) => !member.paused);
+    const member = candidates[Math.floor(choice * candidates.length)];
+    if (member === undefined) throw new Error('no running node');
+    // A node just restarted may not have mounted yet: wait for its FUSE process first.
+    const pid = await waitFor(`${member.id}'s FUSE process`, async () => (this.chaos.mountServed(member) ? this.chaos.fusePid(member) : null), 30_000, 100);
+    process.kill(pid, 'SIGKILL');
+    const killed = Date.now();
+    await waitFor(`${member.id} mounted again after its FUSE process was killed`, async () => this.chaos.mountServed(member, pid), 60_000, 100);
+    this.fuseKills.set(member.id, (this.fuseKills.get(member.id) ?? 0) + 1);
+    return `kill -9 the FUSE process of ${member.id} (pid ${pid}), mounted again after ${Date.now() - killed} ms`;
+  }
+
+  /** Nodes whose data folder was wiped (membership): id → when it was last started again empty (Date.now()). */
+  readonly wiped = new Map<string, number>();
+  readonly fuseKills = new Map<string, number>();
 
   private shuffleWith(ids: readonly string[], choice: number): string[] {
     return new Random(Math.floor(choice * 0xffffffff) || 1).shuffle(ids);
@@ -412,6 +480,7 @@ export class Nemesis {
     await this.chaos.kill(victim);
     rmSync(victim.node.spec.dataFolder, { recursive: true, force: true });
     this.chaos.start(victim);
+    this.wiped.set(victim.id, Date.now());
     const joinedAt = Date.now();
     await waitFor(
       `${victim.id} a voter again`,
