@@ -458,10 +458,10 @@ export interface EndStateResult {
 /**
  * Compares the namespace's fs- files with what the cache folders call for. A file in the
  * namespace that no cache folder holds is tolerated only when it left its node's cache folder
- * before that node was last wiped (membership fault) and started again: the node's cache index
+ * before that node was last wiped (membership fault) and had joined again: the node's cache index
  * went with its data folder, so a removal or rename it had not sent by then cannot be known at its
- * next start. `wipedAt`: node id → when it was started again empty; `goneAt`: path → when it left
- * its cache folder (both Date.now()).
+ * next start. `wipedAt`: node id → when it was a voter again after starting empty; `goneAt`: path
+ * → when it left its cache folder (both Date.now()).
  */
 export function compareEndState(namespace: Map<string, string>, expected: Map<string, Set<string>>, wipedAt: ReadonlyMap<string, number>, goneAt: ReadonlyMap<string, number>): EndStateResult {
   const problems: string[] = [];
@@ -478,7 +478,7 @@ export function compareEndState(namespace: Map<string, string>, expected: Map<st
     const wiped = wipedAt.get(owner);
     const gone = goneAt.get(path);
     if (wiped !== undefined && gone !== undefined && gone <= wiped) tolerated.push(path);
-    else problems.push(`${path}: in the namespace, but no cache folder holds it${gone === undefined ? '' : wiped === undefined ? '' : ` (it left ${owner}'s cache folder ${((gone - wiped) / 1000).toFixed(1)} s after ${owner} was started again empty)`}`);
+    else problems.push(`${path}: in the namespace, but no cache folder holds it${gone === undefined ? '' : wiped === undefined ? '' : ` (it left ${owner}'s cache folder ${((gone - wiped) / 1000).toFixed(1)} s after ${owner} had joined again empty)`}`);
   }
   return { problems, tolerated };
 }

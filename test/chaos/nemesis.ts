@@ -445,7 +445,7 @@ export class Nemesis {
     return `kill -9 the FUSE process of ${member.id} (pid ${pid}), mounted again after ${Date.now() - killed} ms`;
   }
 
-  /** Nodes whose data folder was wiped (membership): id → when it was last started again empty (Date.now()). */
+  /** Nodes whose data folder was wiped (membership): id → when it was last a voter again after starting empty (Date.now()). */
   readonly wiped = new Map<string, number>();
   readonly fuseKills = new Map<string, number>();
 
@@ -480,7 +480,6 @@ export class Nemesis {
     await this.chaos.kill(victim);
     rmSync(victim.node.spec.dataFolder, { recursive: true, force: true });
     this.chaos.start(victim);
-    this.wiped.set(victim.id, Date.now());
     const joinedAt = Date.now();
     await waitFor(
       `${victim.id} a voter again`,
@@ -492,6 +491,8 @@ export class Nemesis {
       60_000,
       250,
     );
+    // From here on its cache watcher runs with a fresh index: later changes must replicate.
+    this.wiped.set(victim.id, Date.now());
     return `removed ${victim.id} (in ${removalMilliseconds} ms), wiped it, it joined again empty and became a voter in ${Date.now() - joinedAt} ms`;
   }
 }
