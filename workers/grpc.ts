@@ -1,11 +1,11 @@
 // Composition root of the gRPC actor: opens the state store read-only, serves dfs.FileService
-// (with reflection and health) on the gRPC port, and wires the ClusterBackend to the Raft and
-// store actors' channels and to the supervisor.
+// (with reflection and health) on the gRPC port and the metrics and health endpoints on the HTTP
+// port, and wires the ClusterBackend to the Raft and store actors' channels and to the supervisor.
 
 import { join } from 'node:path';
 import { ClusterBackend } from '../src/actors/grpc-actor.js';
 import { Mailbox } from '../src/actors/mailbox.js';
-import type { RaftReply, RaftRequest, StoreEvent } from '../src/actors/protocol.js';
+import type { RaftNews, RaftRequest, StoreEvent } from '../src/actors/protocol.js';
 import { reportFatal, workerContext } from '../src/actors/worker-runtime.js';
 import { startGrpcServer, type GrpcServer } from '../src/api/server.js';
 import { formatAddress } from '../src/config/index.js';
@@ -14,6 +14,10 @@ import { readerStatePort } from '../src/store/state-port.js';
 import { StateReader } from '../src/store/state-reader.js';
 import { CacheIndex } from '../src/fs/cache-index.js';
 import { CacheWatcher } from '../src/fs/cache-watcher.js';
+import { startMetricsServer, type MetricsServer } from '../src/metrics/http-server.js';
+import { NodeMetrics } from '../src/metrics/node-metrics.js';
+import { ProposalClock } from '../src/metrics/proposal-clock.js';
+import { readinessOf } from '../src/metrics/readiness.js';
 
 const context = workerContext();
 const { settings, logger } = context;
@@ -32,37 +36,97 @@ async function main(): Promise<void> {
     reportFatal(context, `cannot read the state store in ${folder}: ${error instanceof Error ? error.message : String(error)}`);
     return;
   }
-  const raft = new Mailbox<RaftReply, RaftRequest>(context.port('raft'));
+  const raft = new Mailbox<RaftNews, RaftRequest>(context.port('raft'));
   const store = new Mailbox<StoreEvent, never>(context.port('store'));
   let server: GrpcServer | null = null;
   let leader: string | null = null;
+  const metrics = new NodeMetrics();
+  const proposals = new ProposalClock({
+    capacity: 4096,
+    expireMilliseconds: settings.requestTimeoutMilliseconds,
+    onSettled: (result, seconds) => metrics.observeProposal(result, seconds),
+  });
   const backend = new ClusterBackend({
     nodeId: settings.nodeId,
     state: readerStatePort(reader),
-    toRaft: (request) => raft.send(request),
+    toRaft: (request) => {
+      if (request.type === 'propose') proposals.start(request.requestId);
+      raft.send(request);
+    },
     logger,
     requestTimeoutMilliseconds: settings.requestTimeoutMilliseconds,
     chunkSizeBytes,
     maxChunksInFlight: 32,
     maxPendingRequests: 4096,
     onLeadership: (known) => {
+      if (known !== leader) metrics.noteLeaderChange();
       leader = known;
       server?.setServing(known !== null);
     },
   });
-  raft.receive((reply) => backend.handleRaftReply(reply));
-  store.receive((event) => backend.handleStoreEvent(event));
+  raft.receive((news) => {
+    if (news.type === 'raftMetrics') {
+      metrics.applyRaftReport(news);
+      return;
+    }
+    if (news.type === 'failed') proposals.settle(news.requestId, 'failed');
+    backend.handleRaftReply(news);
+  });
+  store.receive((event) => {
+    for (const result of event.results) proposals.settle(result.requestId, result.ok ? 'committed' : 'failed');
+    backend.handleStoreEvent(event);
+  });
   const address = formatAddress({ host: settings.grpcHost, port: settings.grpcPort });
   try {
-    server = await startGrpcServer({ address, backend, logger, maxMessageBytes: settings.maxMessageBytes, serving: leader !== null });
+    server = await startGrpcServer({
+      address,
+      backend,
+      logger,
+      maxMessageBytes: settings.maxMessageBytes,
+      serving: leader !== null,
+      onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds),
+    });
   } catch (error) {
     await reader.close();
     reportFatal(context, error instanceof Error ? error.message : String(error));
     return;
   }
   const running = server;
-  // The cache folder is the file system's way in: its watcher writes through the same backend.
+  // The watcher is created below; the metrics read it when it exists.
   let watcher: CacheWatcher | null = null;
+  /** The Raft status for a scrape or a readiness probe: asked of the Raft actor, briefly. */
+  const status = () => backend.status({ signal: AbortSignal.timeout(2000), deadlineUnixMilliseconds: Date.now() + 2000 });
+  let http: MetricsServer;
+  try {
+    http = await startMetricsServer({
+      address: { host: settings.httpHost, port: settings.httpPort },
+      logger,
+      metrics: async () => {
+        proposals.expire();
+        await metrics.refresh({
+          status,
+          storeCounts: () => reader.statistics(),
+          dataFiles: { state: join(folder, 'data.mdb'), raft: join(settings.dataFolder, 'raft', 'data.mdb') },
+          watcher: () => (watcher === null ? null : { counters: watcher.counters, problemPaths: watcher.problems().size }),
+        });
+        return { body: await metrics.exposition(), contentType: metrics.contentType };
+      },
+      readiness: async () => {
+        try {
+          return readinessOf(await status());
+        } catch (error) {
+          return { ready: false, reason: `the Raft actor did not answer: ${error instanceof Error ? error.message : String(error)}` };
+        }
+      },
+    });
+  } catch (error) {
+    await running.close({ graceMilliseconds: 0 });
+    backend.close();
+    await reader.close();
+    reportFatal(context, error instanceof Error ? error.message : String(error));
+    return;
+  }
+  // The cache folder is the file system's way in: its watcher writes through the same backend.
   let index: CacheIndex | null = null;
   if (settings.fuseEnabled) {
     try {
@@ -113,13 +177,14 @@ async function main(): Promise<void> {
         void Promise.resolve(watcher?.close())
           .then(() => index?.close())
           .then(() => running.close({ graceMilliseconds: 5000 }))
+          .then(() => http.close())
           .then(() => backend.close())
           .then(() => reader.close())
           .then(() => context.control.send({ type: 'stopped' }));
         return;
     }
   });
-  context.control.send({ type: 'started', detail: `gRPC on ${running.address}` });
+  context.control.send({ type: 'started', detail: `gRPC on ${running.address}, metrics on http://${http.address}/metrics` });
 }
 
 void main().catch((error: unknown) => reportFatal(context, `the gRPC actor failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`));

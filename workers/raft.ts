@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { Mailbox } from '../src/actors/mailbox.js';
-import type { RaftReply, RaftRequest, StoreReport, StoreRequest } from '../src/actors/protocol.js';
+import type { RaftNews, RaftRequest, StoreReport, StoreRequest } from '../src/actors/protocol.js';
 import { RaftActor } from '../src/actors/raft-actor.js';
 import { reportFatal, workerContext } from '../src/actors/worker-runtime.js';
 import { openRaftLog } from '../src/store/raft-log-lmdb.js';
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     return;
   }
   const toStore = new Mailbox<StoreReport, StoreRequest>(context.port('store'));
-  const toApi = new Mailbox<RaftRequest, RaftReply>(context.port('grpc'));
+  const toApi = new Mailbox<RaftRequest, RaftNews>(context.port('grpc'));
   const actor = new RaftActor({
     nodeId: settings.nodeId,
     advertise: settings.advertise,
@@ -53,6 +53,8 @@ async function main(): Promise<void> {
     maxMessageBytes: 4 * 1024 * 1024,
     onFatal: (message) => reportFatal(context, message),
     onHealth: (serving) => context.control.send({ type: 'health', serving }),
+    // The gRPC actor serves /metrics; it gets the Raft actor's measurements once a second.
+    onMetrics: (report) => toApi.send(report),
   });
   toStore.receive((report) => actor.handleStoreReport(report));
   toApi.receive((request) => actor.handleRequest(request));

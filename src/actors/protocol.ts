@@ -65,6 +65,35 @@ export type RaftReply =
   /** Not an answer: the known leader changed (null: none), so the health service can say so. */
   | { readonly type: 'leadership'; readonly leader: NodeId | null };
 
+/** One snapshot the Raft log took over: written here for compaction, or received from the leader. */
+export interface SnapshotObservation {
+  readonly kind: 'taken' | 'installed';
+  readonly sizeBytes: number;
+  /** Taken: from asking the store to write it to compacting the log. Installed: from its first
+   * chunk to the last. */
+  readonly seconds: number;
+}
+
+/**
+ * Not an answer: what the Raft actor measured since its last report (about once a second), for
+ * the gRPC actor's /metrics. Raw observations rather than histograms so that the buckets live in
+ * one place (src/metrics); bounded by RaftMetricsReport limits in the Raft actor.
+ */
+export interface RaftMetricsReport {
+  readonly type: 'raftMetrics';
+  /** Durations of the flushes (one fsync per Ready batch), at most maxReportedObservations. */
+  readonly fsyncSeconds: readonly number[];
+  /** Flushes measured but left out of fsyncSeconds because the report was full. */
+  readonly fsyncsNotReported: number;
+  readonly persistedEntries: number;
+  readonly committedEntries: number;
+  readonly snapshots: readonly SnapshotObservation[];
+  readonly campaigns: number;
+}
+
+/** Everything the Raft actor sends the gRPC actor. */
+export type RaftNews = RaftReply | RaftMetricsReport;
+
 /** The Raft actor's orders to the store actor, in log order. */
 export type StoreRequest =
   | { readonly type: 'apply'; readonly entries: readonly ApplyEntry[] }

@@ -15,7 +15,7 @@ import { members } from '../raft/config.js';
 import { RaftNode } from '../raft/node.js';
 import { bootstrap, type RaftStorage } from '../raft/storage.js';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, RaftErrorCode, Ready, SnapshotChunk, SnapshotMeta } from '../raft/types.js';
-import type { ApplyEntry, MemberStatus, NodeStatus, RaftReply, RaftRequest, StoreReport, StoreRequest } from './protocol.js';
+import type { ApplyEntry, MemberStatus, NodeStatus, RaftMetricsReport, RaftReply, RaftRequest, SnapshotObservation, StoreReport, StoreRequest } from './protocol.js';
 
 /** What the Raft actor needs of its log storage beyond the core's port. */
 export interface DurableRaftStorage extends RaftStorage {
@@ -62,6 +62,62 @@ export interface RaftActorOptions {
   readonly maxMessageBytes: number;
   readonly onFatal: (message: string) => void;
   readonly onHealth: (serving: boolean) => void;
+  /** Receives what was measured since the last report, every metricsIntervalMilliseconds. */
+  readonly onMetrics?: (report: RaftMetricsReport) => void;
+  /** Default 1000. */
+  readonly metricsIntervalMilliseconds?: number;
+}
+
+/** The most flush durations one metrics report carries: at one flush per Ready batch this is
+ * far above a real node's rate per second, and keeps a report small whatever happens. */
+export const maxReportedObservations = 2048;
+/** The most snapshots one report carries (a node takes or installs a few per minute at most). */
+const maxReportedSnapshots = 64;
+
+/** What the Raft actor measured since its last metrics report. */
+class RaftMeasurements {
+  fsyncSeconds: number[] = [];
+  fsyncsNotReported = 0;
+  persistedEntries = 0;
+  committedEntries = 0;
+  snapshots: SnapshotObservation[] = [];
+  campaigns = 0;
+
+  noteFsync(seconds: number): void {
+    if (this.fsyncSeconds.length < maxReportedObservations) this.fsyncSeconds.push(seconds);
+    else this.fsyncsNotReported++;
+  }
+
+  noteSnapshot(snapshot: SnapshotObservation): void {
+    if (this.snapshots.length < maxReportedSnapshots) this.snapshots.push(snapshot);
+  }
+
+  /** The report of everything noted so far, and a fresh start; null when nothing happened. */
+  take(): RaftMetricsReport | null {
+    const report: RaftMetricsReport = {
+      type: 'raftMetrics',
+      fsyncSeconds: this.fsyncSeconds,
+      fsyncsNotReported: this.fsyncsNotReported,
+      persistedEntries: this.persistedEntries,
+      committedEntries: this.committedEntries,
+      snapshots: this.snapshots,
+      campaigns: this.campaigns,
+    };
+    const empty = report.fsyncSeconds.length === 0 && report.fsyncsNotReported === 0 && report.persistedEntries === 0
+      && report.committedEntries === 0 && report.snapshots.length === 0 && report.campaigns === 0;
+    if (empty) return null;
+    this.fsyncSeconds = [];
+    this.fsyncsNotReported = 0;
+    this.persistedEntries = 0;
+    this.committedEntries = 0;
+    this.snapshots = [];
+    this.campaigns = 0;
+    return report;
+  }
+}
+
+function secondsSince(startNanoseconds: bigint): number {
+  return Number(process.hrtime.bigint() - startNanoseconds) / 1e9;
 }
 
 const raftErrorCodes: Record<RaftErrorCode, DfsErrorCode> = {
@@ -96,6 +152,12 @@ export class RaftActor {
   private snapshotRequests: { requestId: string; appliedIndex: number }[] = [];
   private lastRole: string | null = null;
   private lastLeader: NodeId | null = null;
+  private readonly measurements = new RaftMeasurements();
+  private metricsTimer: NodeJS.Timeout | null = null;
+  /** When the snapshot being written for compaction was asked for. */
+  private snapshotStartedAt: bigint | null = null;
+  /** When the first chunk of the snapshot being received from the leader arrived. */
+  private installStartedAt: bigint | null = null;
 
   constructor(private readonly options: RaftActorOptions) {}
 
@@ -123,6 +185,14 @@ export class RaftActor {
       this.node?.tick();
       this.pump();
     }, this.options.tickMilliseconds);
+    const onMetrics = this.options.onMetrics;
+    if (onMetrics !== undefined) {
+      this.metricsTimer = setInterval(() => {
+        const report = this.measurements.take();
+        if (report !== null) onMetrics(report);
+      }, this.options.metricsIntervalMilliseconds ?? 1000);
+      this.metricsTimer.unref();
+    }
   }
 
   /** Stops ticking; a leader first hands leadership to the most caught-up voter. */
@@ -150,6 +220,7 @@ export class RaftActor {
   stop(): void {
     this.stopped = true;
     if (this.ticker !== null) clearInterval(this.ticker);
+    if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
     if (this.formationTimer !== null) clearTimeout(this.formationTimer);
   }
 
@@ -161,11 +232,16 @@ export class RaftActor {
         return;
       case 'snapshotWritten':
         this.snapshotInProgress = false;
+        if (this.snapshotStartedAt !== null) {
+          this.measurements.noteSnapshot({ kind: 'taken', sizeBytes: report.sizeBytes, seconds: secondsSince(this.snapshotStartedAt) });
+          this.snapshotStartedAt = null;
+        }
         this.compactTo(report);
         this.answerSnapshotRequests(report.index);
         return;
       case 'snapshotFailed':
         this.snapshotInProgress = false;
+        this.snapshotStartedAt = null;
         this.options.logger.error({ path: report.path }, `writing a snapshot failed: ${report.message}`);
         for (const { requestId } of this.snapshotRequests.splice(0)) {
           this.options.toApi({ type: 'failed', requestId, code: 'Internal', message: `writing the snapshot failed: ${report.message}`, leader: null });
@@ -482,10 +558,14 @@ export class RaftActor {
     if (node === null) return;
     while (node.hasReady() && !this.stopped) {
       const ready = node.ready();
+      if (ready.snapshotChunk !== null && ready.snapshotChunk.offset === 0) this.installStartedAt = process.hrtime.bigint();
       await this.persist(ready);
       for (const message of ready.messages) this.options.network.send(message);
       if (ready.snapshotChunk?.done === true) this.installSnapshot(ready.snapshotChunk.meta);
-      if (ready.committedEntries.length > 0) this.apply(ready.committedEntries);
+      if (ready.committedEntries.length > 0) {
+        this.measurements.committedEntries += ready.committedEntries.length;
+        this.apply(ready.committedEntries);
+      }
       for (const readState of ready.readStates) this.options.toApi({ type: 'readState', requestId: readState.requestId, index: readState.index });
       node.advance(ready);
       if (ready.softState !== null || ready.entries.some((entry) => entry.kind === 'config') || ready.snapshotChunk?.done === true) {
@@ -507,12 +587,17 @@ export class RaftActor {
     }
     this.options.storage.persist({ entries: ready.entries, hardState: ready.hardState, snapshotChunk: ready.snapshotChunk });
     // Persist before send: nothing leaves this node that depends on what is not on disk.
+    const flushStartedAt = process.hrtime.bigint();
     await this.options.storage.flush();
+    this.measurements.noteFsync(secondsSince(flushStartedAt));
+    this.measurements.persistedEntries += ready.entries.length;
   }
 
   private installSnapshot(meta: SnapshotMeta): void {
     this.committedConfigs = [{ index: meta.index, config: meta.config }];
     this.storeAppliedIndex = meta.index;
+    this.measurements.noteSnapshot({ kind: 'installed', sizeBytes: meta.sizeBytes, seconds: this.installStartedAt === null ? 0 : secondsSince(this.installStartedAt) });
+    this.installStartedAt = null;
     this.options.logger.info({ index: meta.index, term: meta.term, sizeBytes: meta.sizeBytes }, `installed a snapshot at index ${meta.index} from the leader`);
     const path = this.options.storage.snapshotPath();
     if (path === null) throw new Error('a snapshot was installed but the log has no snapshot file');
@@ -548,6 +633,7 @@ export class RaftActor {
     if (node === null) return;
     const status = node.status();
     if (status.role !== this.lastRole || status.leader !== this.lastLeader) {
+      if (status.role === 'candidate' && this.lastRole !== 'candidate') this.measurements.campaigns++;
       if (status.role === 'leader') this.options.logger.info({ term: status.term }, `became leader in term ${status.term}`);
       else if (status.leader !== null && status.leader !== this.lastLeader) {
         this.options.logger.info({ term: status.term, leader: status.leader }, `following ${status.leader} in term ${status.term}`);
@@ -621,6 +707,7 @@ export class RaftActor {
 
   private takeSnapshot(): void {
     this.snapshotInProgress = true;
+    this.snapshotStartedAt = process.hrtime.bigint();
     const path = join(this.options.storage.path(), `taking-${this.storeAppliedIndex}-${this.nonce}.snap`);
     this.options.toStore({ type: 'writeSnapshot', path });
   }

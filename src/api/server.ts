@@ -84,6 +84,8 @@ export interface GrpcServerOptions {
   readonly serving?: boolean;
   /** Calls handled at once; default 1024. */
   readonly maximumConcurrentCalls?: number;
+  /** Told of every dfs.FileService call's end (refused ones included), for the node's metrics. */
+  readonly onCallEnd?: (method: string, code: GrpcStatus, seconds: number) => void;
 }
 
 export interface CloseOptions {
@@ -180,14 +182,22 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     call: { getDeadline(): Date | number; on(event: 'cancelled', listener: () => void): unknown },
     finishCall: (status: CallStatus) => void,
   ): ActiveCall | undefined {
+    const startedAt = performance.now();
+    const ended = (status: CallStatus): void => {
+      options.onCallEnd?.(method, status.code, (performance.now() - startedAt) / 1000);
+    };
     if (closing) {
-      finishCall(toCallStatus(shuttingDownError(), logger, { method }));
+      const refused = toCallStatus(shuttingDownError(), logger, { method });
+      ended(refused);
+      finishCall(refused);
       return undefined;
     }
     if (activeCalls.size >= maximumConcurrentCalls) {
       const busy = new DfsError('ResourceExhausted',
         `server busy: ${activeCalls.size} calls in flight, the limit is ${maximumConcurrentCalls}`);
-      finishCall(toCallStatus(busy, logger, { method }));
+      const refused = toCallStatus(busy, logger, { method });
+      ended(refused);
+      finishCall(refused);
       return undefined;
     }
     const controller = new AbortController();
@@ -202,6 +212,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         if (finished) return;
         finished = true;
         activeCalls.delete(active);
+        ended(status);
         // A call that ends without success stops any backend work still running for it (close()
         // ran out of grace, the client left); after a backend error this changes nothing.
         if (status.code !== GrpcStatus.OK && !controller.signal.aborted) {

@@ -10,6 +10,9 @@ export interface NodeSettings {
   readonly raftPort: number;
   readonly grpcHost: string;
   readonly grpcPort: number;
+  /** Where /metrics, /healthz and /readyz are served (-http). */
+  readonly httpHost: string;
+  readonly httpPort: number;
   /** host:port other nodes use to reach this node's Raft port. */
   readonly advertise: string;
   /** host:port of each configured peer. */
@@ -35,6 +38,8 @@ export function settingsFromConfig(config: NodeConfig): NodeSettings {
     raftPort: config.raftBindAddress.port,
     grpcHost: config.grpcBindAddress.host,
     grpcPort: config.grpcBindAddress.port,
+    httpHost: config.httpBindAddress.host,
+    httpPort: config.httpBindAddress.port,
     advertise: formatAddress(config.advertiseAddress),
     peers: config.peerAddresses.map(formatAddress),
     dataFolder: config.dataFolder,
