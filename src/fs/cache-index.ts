@@ -25,6 +25,8 @@ export type IndexEntry =
       readonly modeBits: number;
       /** The namespace version its commit produced. */
       readonly version: number;
+      /** When the inode was made (statx btime; 0 where the file system has none): see Observed. */
+      readonly birthMilliseconds?: number;
     }
   | {
       readonly kind: 'folder';
@@ -32,6 +34,7 @@ export type IndexEntry =
       readonly inode: number;
       readonly modeBits: number;
       readonly version: number;
+      readonly birthMilliseconds?: number;
     };
 
 /** What the planner reads of the index. */

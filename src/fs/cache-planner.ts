@@ -30,8 +30,20 @@ export type Observed =
       readonly sizeBytes: number;
       readonly modifiedMilliseconds: number;
       readonly modeBits: number;
+      /**
+       * When the inode was made (statx btime; 0 where the file system keeps none). With the inode
+       * number it tells a renamed file from a new one that got a freed inode number back.
+       */
+      readonly birthMilliseconds: number;
     }
-  | { readonly kind: 'folder'; readonly device: number; readonly inode: number; readonly modeBits: number; readonly modifiedMilliseconds: number }
+  | {
+      readonly kind: 'folder';
+      readonly device: number;
+      readonly inode: number;
+      readonly modeBits: number;
+      readonly modifiedMilliseconds: number;
+      readonly birthMilliseconds: number;
+    }
   | { readonly kind: 'missing' }
   /** A symbolic link, socket, FIFO or device: not replicated. */
   | { readonly kind: 'unsupported'; readonly what: string };
@@ -71,12 +83,21 @@ function isUnder(path: string, folder: string): boolean {
   return path.startsWith(`${folder}/`);
 }
 
+/**
+ * Whether `entry` and `seen` are the same inode: same device and number, and — where both birth
+ * times are known — born at the same time (an inode number is reused once its file is gone).
+ */
+function sameInode(entry: NonNullable<ReturnType<IndexView['get']>>, seen: ObservedFile | ObservedFolder): boolean {
+  if (entry.device !== seen.device || entry.inode !== seen.inode) return false;
+  const born = entry.birthMilliseconds ?? 0;
+  return born === 0 || seen.birthMilliseconds === 0 || born === seen.birthMilliseconds;
+}
+
 function sameFile(entry: ReturnType<IndexView['get']>, observed: ObservedFile): boolean {
   return (
     entry !== undefined &&
     entry.kind === 'file' &&
-    entry.device === observed.device &&
-    entry.inode === observed.inode &&
+    sameInode(entry, observed) &&
     entry.sizeBytes === observed.sizeBytes &&
     entry.modifiedMilliseconds === observed.modifiedMilliseconds &&
     entry.modeBits === observed.modeBits
@@ -122,10 +143,20 @@ export function planChanges(observed: ReadonlyMap<string, Observed>, index: Inde
   for (const { path, seen } of candidates) {
     if (seen.kind !== 'file' && seen.kind !== 'folder') continue;
     const known = index.get(path);
-    if (known !== undefined && known.device === seen.device && known.inode === seen.inode) continue;
+    if (known !== undefined && sameInode(known, seen)) continue;
     const original = index.pathOfInode(seen.device, seen.inode);
     if (original === undefined || original === path || observed.get(original)?.kind !== 'missing') continue;
-    if (index.get(original)?.kind !== seen.kind) continue;
+    const originalEntry = index.get(original);
+    if (originalEntry?.kind !== seen.kind || !sameInode(originalEntry, seen)) continue;
+    // Without birth times, a file is taken for a renamed one only if it also kept its size and mtime.
+    if (
+      seen.kind === 'file' &&
+      originalEntry.kind === 'file' &&
+      ((originalEntry.birthMilliseconds ?? 0) === 0 || seen.birthMilliseconds === 0) &&
+      (originalEntry.sizeBytes !== seen.sizeBytes || originalEntry.modifiedMilliseconds !== seen.modifiedMilliseconds)
+    ) {
+      continue;
+    }
     if (pathProblem(path) !== null) continue;
     // A file cannot replace a folder (nor a folder a file) by a rename: that is a deletion and new content.
     const replaced = entryAfterRenames(path);

@@ -80,9 +80,9 @@ class ChangedWhileRead extends Error {}
 function toObserved(stats: Stats): Observed {
   const modeBits = stats.mode & 0o7777;
   if (stats.isFile()) {
-    return { kind: 'file', device: stats.dev, inode: stats.ino, sizeBytes: stats.size, modifiedMilliseconds: stats.mtimeMs, modeBits };
+    return { kind: 'file', device: stats.dev, inode: stats.ino, sizeBytes: stats.size, modifiedMilliseconds: stats.mtimeMs, modeBits, birthMilliseconds: stats.birthtimeMs };
   }
-  if (stats.isDirectory()) return { kind: 'folder', device: stats.dev, inode: stats.ino, modeBits, modifiedMilliseconds: stats.mtimeMs };
+  if (stats.isDirectory()) return { kind: 'folder', device: stats.dev, inode: stats.ino, modeBits, modifiedMilliseconds: stats.mtimeMs, birthMilliseconds: stats.birthtimeMs };
   const what = stats.isSymbolicLink() ? 'symbolic links' : stats.isSocket() ? 'sockets' : stats.isFIFO() ? 'FIFOs' : 'devices';
   return { kind: 'unsupported', what };
 }
@@ -353,13 +353,15 @@ export class CacheWatcher {
       case 'makeFolder':
         await this.attempt(action.path, `create folder ${action.path}`, async () => {
           const version = versionOf(await this.options.target.makeFolder(action.path, metadataOf(action.observed), this.context())) ?? 0;
-          index.set(action.path, { kind: 'folder', device: action.observed.device, inode: action.observed.inode, modeBits: action.observed.modeBits, version });
+          const { device, inode, modeBits, birthMilliseconds } = action.observed;
+          index.set(action.path, { kind: 'folder', device, inode, modeBits, birthMilliseconds, version });
           this.counters.folders++;
           logger.debug({ path: action.path }, `replicated folder ${action.path}`);
         });
         return;
       case 'rename':
-        await this.attempt(action.to, `move ${action.from} to ${action.to}`, async () => {
+        // Retried from both ends: by then either path may have changed again.
+        await this.attempt([action.from, action.to], `move ${action.from} to ${action.to}`, async () => {
           const moved = index.get(action.from);
           if (reconciling && moved?.kind === 'file' && this.options.target.fileVersion(action.from) !== moved.version) {
             // Moved while the node was down, but the namespace no longer holds what this node wrote
@@ -374,6 +376,15 @@ export class CacheWatcher {
             version = versionOf(await this.options.target.rename(action.from, action.to, this.context()));
           } catch (error) {
             if (transientCodes.has(errorCode(error) ?? '')) throw error;
+            // An earlier attempt that timed out may have moved it after all.
+            const landed = this.renameLanded(action.from, action.to);
+            if (landed !== null) {
+              index.rename(action.from, action.to, landed);
+              this.counters.renames++;
+              logger.info({ from: action.from, to: action.to }, `the move of ${action.from} to ${action.to} had been replicated already`);
+              this.markDirty(action.to);
+              return;
+            }
             // The namespace does not hold the old path as this node left it (removed or changed
             // elsewhere): send the new path as new content instead.
             logger.info({ from: action.from, to: action.to }, `cannot move ${action.from} to ${action.to} (${message(error)}); sending ${action.to} again`);
@@ -443,7 +454,9 @@ export class CacheWatcher {
   }
 
   /** Runs one namespace operation; a transient failure looks at the path again later. */
-  private async attempt(path: string, what: string, operation: () => Promise<void>): Promise<void> {
+  private async attempt(paths: string | readonly string[], what: string, operation: () => Promise<void>): Promise<void> {
+    const all = typeof paths === 'string' ? [paths] : paths;
+    const path = all[all.length - 1] ?? '';
     try {
       await operation();
       this.reported.delete(path);
@@ -451,11 +464,24 @@ export class CacheWatcher {
       if (this.closed) return;
       if (transientCodes.has(errorCode(error) ?? '')) {
         this.options.logger.warn({ path }, `cannot ${what} yet (${message(error)}); trying again in ${retryMilliseconds} ms`);
-        this.markDirtyLater(path, retryMilliseconds);
+        for (const each of all) this.markDirtyLater(each, retryMilliseconds);
         return;
       }
       this.report(path, `cannot ${what}: ${message(error)}`);
     }
+  }
+
+  /**
+   * The version the namespace shows at `to` for what the index knows at `from`, if a move of it
+   * already happened (an attempt that timed out had been applied); null otherwise.
+   */
+  private renameLanded(from: string, to: string): number | null {
+    const { index, target } = this.options;
+    const entry = index.get(from);
+    if (entry?.kind === 'file') return target.fileVersion(to);
+    const child = index.pathsUnder(from).find((path) => index.get(path)?.kind === 'file');
+    if (child === undefined) return null;
+    return target.fileVersion(to + child.slice(from.length));
   }
 
   private report(path: string, problem: string): void {
@@ -617,6 +643,7 @@ function sameObserved(left: ObservedFile, right: ObservedFile): boolean {
   return left.device === right.device && left.inode === right.inode && left.sizeBytes === right.sizeBytes && left.modifiedMilliseconds === right.modifiedMilliseconds && left.modeBits === right.modeBits;
 }
 
-function pickFile(observed: ObservedFile): { device: number; inode: number; sizeBytes: number; modifiedMilliseconds: number; modeBits: number } {
-  return { device: observed.device, inode: observed.inode, sizeBytes: observed.sizeBytes, modifiedMilliseconds: observed.modifiedMilliseconds, modeBits: observed.modeBits };
+function pickFile(observed: ObservedFile): { device: number; inode: number; sizeBytes: number; modifiedMilliseconds: number; modeBits: number; birthMilliseconds: number } {
+  const { device, inode, sizeBytes, modifiedMilliseconds, modeBits, birthMilliseconds } = observed;
+  return { device, inode, sizeBytes, modifiedMilliseconds, modeBits, birthMilliseconds };
 }

@@ -14,19 +14,24 @@ import { planChanges, type Action, type Observed, type ObservedFile, type Observ
 
 const device = 42;
 
-function file(inode: number, sizeBytes = 10, modifiedMilliseconds = 1_700_000_000_000.5, modeBits = 0o644): ObservedFile {
-  return { kind: 'file', device, inode, sizeBytes, modifiedMilliseconds, modeBits };
+/** An inode's birth time: the same for the same inode number here, unless a test reuses one. */
+function bornAt(inode: number): number {
+  return 1_600_000_000_000 + inode;
 }
 
-function folder(inode: number, modeBits = 0o755): ObservedFolder {
-  return { kind: 'folder', device, inode, modeBits, modifiedMilliseconds: 1_700_000_000_000 };
+function file(inode: number, sizeBytes = 10, modifiedMilliseconds = 1_700_000_000_000.5, modeBits = 0o644, birthMilliseconds = bornAt(inode)): ObservedFile {
+  return { kind: 'file', device, inode, sizeBytes, modifiedMilliseconds, modeBits, birthMilliseconds };
+}
+
+function folder(inode: number, modeBits = 0o755, birthMilliseconds = bornAt(inode)): ObservedFolder {
+  return { kind: 'folder', device, inode, modeBits, modifiedMilliseconds: 1_700_000_000_000, birthMilliseconds };
 }
 
 const missing: Observed = { kind: 'missing' };
 
 /** The index entry replication of `observed` would have left. */
 function entryOf(observed: ObservedFile | ObservedFolder, version = 7): IndexEntry {
-  if (observed.kind === 'folder') return { kind: 'folder', device: observed.device, inode: observed.inode, modeBits: observed.modeBits, version };
+  if (observed.kind === 'folder') return { kind: 'folder', device: observed.device, inode: observed.inode, modeBits: observed.modeBits, birthMilliseconds: observed.birthMilliseconds, version };
   const { kind, ...rest } = observed;
   return { kind, ...rest, version };
 }
@@ -209,4 +214,29 @@ t.test('actions come out as renames, deletions, folders shallow first, uploads',
 t.test('the cache folder itself plans nothing', async (t) => {
   t.same(plan({ '': folder(1) }, CacheIndex.inMemory()), []);
   t.same(plan({ '': missing }, indexOf({ 'a.txt': file(1) })), []);
+});
+
+t.test('a new file that got a freed inode number back is new content, not a rename', async (t) => {
+  // rm -r a; then b/g.txt is created and the file system hands it a.txt's old inode number.
+  const index = indexOf({ 'a.txt': file(5) });
+  const reborn = file(5, 10, 1_700_000_000_000.5, 0o644, bornAt(5) + 60_000);
+  t.same(plan({ 'a.txt': missing, 'b/g.txt': reborn }, index), [
+    { type: 'delete', path: 'a.txt' },
+    { type: 'upload', path: 'b/g.txt', observed: reborn },
+  ]);
+  const rebornFolder = folder(9, 0o755, bornAt(9) + 1);
+  t.same(plan({ dir: missing, other: rebornFolder }, indexOf({ dir: folder(9) })), [
+    { type: 'deleteFolder', path: 'dir' },
+    { type: 'makeFolder', path: 'other', observed: rebornFolder },
+  ], 'the same for folders');
+});
+
+t.test('without birth times, a file is a renamed one only if it kept its size and mtime', async (t) => {
+  const unborn = (sizeBytes: number): ObservedFile => file(5, sizeBytes, 1_700_000_000_000.5, 0o644, 0);
+  const index = indexOf({ 'a.txt': unborn(10) });
+  t.same(plan({ 'a.txt': missing, 'b.txt': unborn(10) }, index), [{ type: 'rename', from: 'a.txt', to: 'b.txt' }], 'kept: a rename');
+  t.same(plan({ 'a.txt': missing, 'b.txt': unborn(11) }, index), [
+    { type: 'delete', path: 'a.txt' },
+    { type: 'upload', path: 'b.txt', observed: unborn(11) },
+  ], 'changed: a deletion and new content');
 });
