@@ -2,7 +2,7 @@
 // /metrics in the Prometheus text format, /healthz and /readyz. The test scrapes every node and
 // compares the Raft figures with what Status says (the cluster is idle then, so they must agree),
 // writes through gRPC and checks that the request counters, the proposal and fsync histograms and
-// the stored bytes move, then stops two nodes and expects the survivor to report itself not
+// the stored bytes move, asks for a snapshot and finds its size and duration, then stops two nodes and expects the survivor to report itself not
 // ready with a reason. A fourth process started on a taken HTTP port must exit 1 naming it.
 
 import { randomBytes } from 'node:crypto';
@@ -98,6 +98,17 @@ t.test('each node serves /metrics, /healthz and /readyz', async (t) => {
     t.ok((sample(after, 'dfs_raft_proposal_commit_seconds_count') ?? 0) >= writes, 'proposal commit latency observed');
     t.ok((sample(after, 'dfs_store_disk_bytes', { store: 'state' }) ?? 0) >= diskBefore + writes * 512 * 1024, 'the state store grew by at least what was written');
     t.ok((sample(after, 'dfs_store_files') ?? 0) >= writes, 'files counted');
+  });
+
+  await t.test('a snapshot taken on request shows its size and duration', async (t) => {
+    const taken = await leader.client.snapshot();
+    const text = await waitFor('the snapshot is reported', async () => {
+      const scraped = (await fetchText(leader, '/metrics')).body;
+      return (sample(scraped, 'dfs_raft_snapshot_size_bytes_count', { kind: 'taken' }) ?? 0) >= 1 ? scraped : null;
+    }, 5_000);
+    t.equal(sample(text, 'dfs_raft_snapshot_size_bytes_sum', { kind: 'taken' }), taken.sizeBytes, 'the size Snapshot returned');
+    t.ok((sample(text, 'dfs_raft_snapshot_duration_seconds_count', { kind: 'taken' }) ?? 0) >= 1, 'its duration');
+    t.equal(sample(text, 'dfs_raft_snapshot_index'), taken.index, 'dfs_raft_snapshot_index moved to it');
   });
 
   await t.test('an HTTP port already in use: the node exits 1 naming it', async (t) => {
