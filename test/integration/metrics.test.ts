@@ -2,8 +2,9 @@
 // /metrics in the Prometheus text format, /healthz and /readyz. The test scrapes every node and
 // compares the Raft figures with what Status says (the cluster is idle then, so they must agree),
 // writes through gRPC and checks that the request counters, the proposal and fsync histograms and
-// the stored bytes move, asks for a snapshot and finds its size and duration, then stops two nodes and expects the survivor to report itself not
-// ready with a reason. A fourth process started on a taken HTTP port must exit 1 naming it.
+// the stored bytes move, asks for a snapshot and finds its size and duration, then stops two
+// nodes and expects the survivor to report itself not ready with a reason. A fourth process
+// started on a taken HTTP port must exit 1 naming it.
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
