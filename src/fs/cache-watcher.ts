@@ -124,6 +124,8 @@ export class CacheWatcher {
   private readonly inFlight = new Set<string>();
   private readonly missingSince = new Map<string, number>();
   private readonly reported = new Map<string, string>();
+  /** Files seen in the cache folder since start, sent or not (see removeUnsent). */
+  private readonly seenFiles = new Set<string>();
   private settleTimer: NodeJS.Timeout | null = null;
   private pendingTimer: NodeJS.Timeout | null = null;
   private startingUploads = false;
@@ -308,10 +310,12 @@ export class CacheWatcher {
       }
       const reconciling = this.reconciling;
       this.reconciling = false;
+      for (const [path, seen] of observed) if (seen.kind === 'file') this.seenFiles.add(path);
       for (const action of planChanges(observed, this.options.index)) {
         if (this.closed) return;
         await this.carryOut(action, reconciling, now);
       }
+      await this.removeUnsent(observed, now);
       for (const [path, seen] of observed) if (seen.kind === 'missing' && !this.dirty.has(path)) this.missingSince.delete(path);
     } finally {
       this.running = false;
@@ -422,6 +426,31 @@ export class CacheWatcher {
         });
         return;
       }
+    }
+  }
+
+  /**
+   * A file seen in the cache folder that is gone before this node sent it (the index does not know
+   * it) is removed from the namespace too, when the namespace holds a file there: removing a file
+   * from the cache folder removes it everywhere, whether or not this run got to send it (after the
+   * index was lost, every file is unsent until sent again).
+   */
+  private async removeUnsent(observed: ReadonlyMap<string, Observed>, now: number): Promise<void> {
+    for (const [path, seen] of observed) {
+      if (seen.kind !== 'missing' || !this.seenFiles.has(path) || this.options.index.get(path) !== undefined) continue;
+      if (this.dirty.has(path) || this.blockedByUpload(path)) continue;
+      if (now - (this.missingSince.get(path) ?? now) < this.deleteGraceMilliseconds) {
+        this.dirty.add(path);
+        continue;
+      }
+      this.seenFiles.delete(path);
+      this.pending.delete(path);
+      if (this.options.target.fileVersion(path) === null) continue;
+      await this.attempt(path, `delete ${path}`, async () => {
+        await this.ignoreNotFound(this.options.target.delete(path, this.context()));
+        this.counters.deletions++;
+        this.options.logger.info({ path }, `replicated the removal of ${path} (removed before it was sent)`);
+      });
     }
   }
 

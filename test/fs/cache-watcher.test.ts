@@ -439,3 +439,19 @@ t.test('the index keeps paths longer than an LMDB key', async (t) => {
   t.equal(other.size, 0);
   await other.close();
 });
+
+t.test('a file removed before it was sent is removed from the namespace too', async (t) => {
+  // As after a lost index: the namespace holds the path from before, the cache folder has the file
+  // again, and the file goes before this run sends it.
+  const target = new FakeTarget();
+  await target.putFile('old.txt', Buffer.from('from before'), { modeBits: 0o644, modifiedMilliseconds: 1 }, { signal: new AbortController().signal, deadlineUnixMilliseconds: Number.POSITIVE_INFINITY });
+  target.calls = [];
+  const { folder } = await startWatcher(t, { target, watcher: { stabilityMilliseconds: 5_000 } });
+  writeFileSync(join(folder, 'old.txt'), 'seen, not sent yet');
+  await pause(600);
+  rmSync(join(folder, 'old.txt'));
+  await waitFor(t, 'the delete', () => target.calls.length >= 1);
+  await pause(300);
+  t.same(target.brief(), ['delete old.txt'], 'deleted, never put');
+  t.notOk(target.files.has('old.txt'));
+});

@@ -27,16 +27,31 @@ export function nodeEnvironment(extra: Record<string, string> = {}): NodeJS.Proc
   return { ...environment, DFS_TICK_MILLISECONDS: '50', ...extra };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports for test nodes come from 20000–32767, below the kernel's ephemeral range (32768–60999 on
+ * Linux): a port the kernel hands to some other test's listen(0) or outgoing connection between
+ * our check and the node's bind cannot collide with these. Each test process starts at its own
+ * random place and never hands out a port twice; a port is checked free by binding it.
+ */
+const testPortFirst = 20_000;
+const testPortCount = 12_768;
+let nextTestPort = testPortFirst + ((process.pid * 997 + Math.floor(Math.random() * testPortCount)) % testPortCount);
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < testPortCount; attempt++) {
+    const port = nextTestPort;
+    nextTestPort = port + 1 >= testPortFirst + testPortCount ? testPortFirst : port + 1;
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port for a test node in 20000–32767');
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMilliseconds = 30_000, intervalMilliseconds = 100): Promise<T> {
