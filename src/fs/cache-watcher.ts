@@ -66,6 +66,8 @@ export interface CacheWatcherOptions {
   readonly deleteGraceMilliseconds?: number;
   /** Uploads at once (default 32: small files are one Raft entry each, batched together). */
   readonly maxConcurrentUploads?: number;
+  /** How long one namespace operation (a put of a small file, a rename, a delete) may take before it is tried again (default 3 s). */
+  readonly operationTimeoutMilliseconds?: number;
   /** For chokidar: poll instead of inotify (network file systems). */
   readonly usePolling?: boolean;
 }
@@ -146,6 +148,7 @@ export class CacheWatcher {
   private readonly settleMilliseconds: number;
   private readonly deleteGraceMilliseconds: number;
   private readonly maxConcurrentUploads: number;
+  private readonly operationTimeoutMilliseconds: number;
   /** Counters for tests and status. */
   readonly counters = { uploads: 0, uploadedBytes: 0, renames: 0, deletions: 0, folders: 0, abandonedUploads: 0, skippedUnchanged: 0 };
 
@@ -154,6 +157,7 @@ export class CacheWatcher {
     this.settleMilliseconds = options.settleMilliseconds ?? 50;
     this.deleteGraceMilliseconds = options.deleteGraceMilliseconds ?? 250;
     this.maxConcurrentUploads = options.maxConcurrentUploads ?? 32;
+    this.operationTimeoutMilliseconds = options.operationTimeoutMilliseconds ?? 3_000;
     this.realCacheFolder = options.cacheFolder;
   }
 
@@ -273,8 +277,15 @@ export class CacheWatcher {
     return path === '' ? this.options.cacheFolder : join(this.options.cacheFolder, ...path.split('/'));
   }
 
-  private context(): CallContext {
-    return { signal: this.abort.signal, deadlineUnixMilliseconds: Number.POSITIVE_INFINITY };
+  /**
+   * A call's context. A single namespace operation gets `operationTimeoutMilliseconds`: one whose
+   * proposal was lost with a leader change would otherwise hold up the whole queue for the node's
+   * full request timeout; it is retried (every operation here can be repeated safely). A chunked
+   * upload has no overall deadline (each chunk has the node's own).
+   */
+  private context(kind: 'operation' | 'upload' = 'operation'): CallContext {
+    const deadline = kind === 'upload' ? Number.POSITIVE_INFINITY : Date.now() + this.operationTimeoutMilliseconds;
+    return { signal: this.abort.signal, deadlineUnixMilliseconds: deadline };
   }
 
   // ---------------------------------------------------------------- one batch
@@ -402,9 +413,10 @@ export class CacheWatcher {
           logger.info({ from: action.from, to: action.to }, `replicated the move of ${action.from} to ${action.to}`);
           // What changed at the new path besides its name is looked at again, and so is everything
           // the index now knows under it (a file removed from the folder after the move sends no
-          // event from under its new name).
-          this.markDirty(action.to);
+          // event from under its new name) and everything on disk under it (files not sent yet
+          // when their folder moved send no event from under its new name either).
           for (const path of index.pathsUnder(action.to)) this.markDirty(path);
+          await this.markTreeDirty(action.to);
         });
         return;
       case 'delete':
@@ -632,7 +644,7 @@ export class CacheWatcher {
         } else {
           const stream = handle.createReadStream({ highWaterMark: chunkSizeBytes, autoClose: false });
           try {
-            result = await target.putChunked(path, stream, { ...metadata, beforeCommit: unchanged }, this.context());
+            result = await target.putChunked(path, stream, { ...metadata, beforeCommit: unchanged }, this.context('upload'));
           } finally {
             stream.destroy();
           }
