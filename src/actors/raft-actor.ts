@@ -585,9 +585,11 @@ export class RaftActor {
       this.syncedTerm = hardState.term;
       this.syncedVote = hardState.vote;
     }
+    // Timed from the write: the LMDB log commits and fdatasyncs inside persist() (flush() only
+    // waits for what persist left pending), so the two together are the durable write.
+    const flushStartedAt = process.hrtime.bigint();
     this.options.storage.persist({ entries: ready.entries, hardState: ready.hardState, snapshotChunk: ready.snapshotChunk });
     // Persist before send: nothing leaves this node that depends on what is not on disk.
-    const flushStartedAt = process.hrtime.bigint();
     await this.options.storage.flush();
     this.measurements.noteFsync(secondsSince(flushStartedAt));
     this.measurements.persistedEntries += ready.entries.length;
