@@ -76,6 +76,8 @@ export interface CacheWatcherOptions {
 const transientCodes: ReadonlySet<string> = new Set(['Unavailable', 'NoLeader', 'NotLeader', 'Timeout', 'ResourceExhausted', 'Aborted']);
 const retryMilliseconds = 1_000;
 const pendingPollMilliseconds = 100;
+/** When a new or moved folder is looked at again (see makeFolder). */
+const lookAgainMilliseconds = 500;
 
 class ChangedWhileRead extends Error {}
 
@@ -366,6 +368,9 @@ export class CacheWatcher {
         this.holdForUpload(action.path, action.observed, now);
         return;
       case 'makeFolder':
+        // chokidar starts watching a new folder after listing it: a file created in between
+        // sends no event. A second look, a moment later, finds it.
+        this.lookAgainLater(action.path);
         await this.attempt(action.path, `create folder ${action.path}`, async () => {
           const version = versionOf(await this.options.target.makeFolder(action.path, metadataOf(action.observed), this.context())) ?? 0;
           const { device, inode, modeBits, birthMilliseconds } = action.observed;
@@ -417,6 +422,7 @@ export class CacheWatcher {
           // when their folder moved send no event from under its new name either).
           for (const path of index.pathsUnder(action.to)) this.markDirty(path);
           await this.markTreeDirty(action.to);
+          if (index.get(action.to)?.kind === 'folder') this.lookAgainLater(action.to);
         });
         return;
       case 'delete':
@@ -529,6 +535,16 @@ export class CacheWatcher {
     if (this.reported.get(path) === problem) return;
     this.reported.set(path, problem);
     this.options.logger.warn({ path, cacheFolder: this.options.cacheFolder }, `not replicated: ${path}: ${problem}`);
+  }
+
+  /** Looks at everything under `folder` again after a moment (see makeFolder). */
+  private lookAgainLater(folder: string): void {
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(timer);
+      void this.markTreeDirty(folder);
+    }, lookAgainMilliseconds);
+    timer.unref();
+    this.retryTimers.add(timer);
   }
 
   private async markTreeDirty(path: string): Promise<void> {
