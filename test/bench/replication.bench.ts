@@ -7,40 +7,21 @@
 // sampled; the peaks are printed. Figures, not assertions: they depend on the disk and on what else
 // the machine runs (three nodes and the client share its cores here).
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import { createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
-import { isMountPoint, processMemory, TestCluster, waitFor, type TestNode } from '../integration/harness.js';
+import { isMountPoint, processMemory, TestCluster, waitFor, writeRandomFile, type TestNode } from '../integration/harness.js';
 
 const sizeBytes = Number(process.env['REPLICATION_BENCH_BYTES'] ?? 1024 * 1024 * 1024);
 const mebibyte = 1024 * 1024;
 
-async function writeRandomFile(path: string, size: number): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(path);
-  const block = Buffer.alloc(mebibyte);
-  for (let written = 0; written < size; written += block.length) {
-    const piece = Buffer.from(randomFillSync(block).subarray(0, Math.min(block.length, size - written)));
-    hash.update(piece);
-    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
-  return hash.digest('hex');
-}
 
 function sha256sum(path: string): string {
   return execFileSync('sha256sum', [path], { encoding: 'utf8' }).split(' ')[0] ?? '';
 }
 
-function fuseProcessOf(node: TestNode): number | null {
-  if (node.pid === null) return null;
-  const found = spawnSync('pgrep', ['-P', String(node.pid), '-f', 'fuse-process.js'], { encoding: 'utf8' });
-  const pid = Number(found.stdout.trim().split('\n')[0]);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-}
 
 const cluster = await TestCluster.create(3, { fuse: true });
 cluster.startAll();
@@ -64,7 +45,7 @@ try {
   // Memory of every process, sampled while the file travels.
   const processes = cluster.nodes.flatMap((node) => [
     { label: `${node.spec.id} (raft, store, gRPC, watcher)`, pid: node.pid },
-    { label: `${node.spec.id} FUSE process`, pid: fuseProcessOf(node) },
+    { label: `${node.spec.id} FUSE process`, pid: node.fusePid },
   ]);
   const peakAnonymous = new Map<string, number>();
   const sampler = setInterval(() => {

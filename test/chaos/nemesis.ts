@@ -17,7 +17,6 @@
 // The schedule (which fault, which cut mode, how long, the pause between faults) comes from the
 // seed alone; which node is "the leader" is whatever the cluster says at that moment.
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -192,12 +191,9 @@ export class ChaosCluster {
 
   /** The pid of the node's FUSE process (its child running fuse-process.js), or null. */
   fusePid(member: ChaosNode): number | null {
-    const parent = member.node.pid;
-    if (parent === null) return null;
-    const found = spawnSync('pgrep', ['-P', String(parent), '-f', 'fuse-process.js'], { encoding: 'utf8' });
-    const pid = Number(found.stdout.trim().split('\n')[0]);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+    return member.node.fusePid;
   }
+
 
   /** The node's mount is served by a FUSE process other than `not`, mounted, and can be listed. */
   mountServed(member: ChaosNode, not: number | null = null): boolean {

@@ -9,14 +9,13 @@
 // with a bound. With CI=true these tests run (and fail) rather than skip.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
-import { appendFileSync, chmodSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import t from 'tap';
 
 import { mountSkipReason } from '../fs/fuse-helpers.js';
-import { isMountPoint, TestCluster, waitFor, type TestNode } from './harness.js';
+import { isMountPoint, TestCluster, waitFor, writeRandomFile, type TestNode } from './harness.js';
 
 const skip = mountSkipReason();
 /** The large file's size; FUSE_TEST_LARGE_BYTES shrinks it on a slow machine. */
@@ -72,27 +71,7 @@ function describeTree(root: string): string[] {
     .sort();
 }
 
-/** Writes `sizeBytes` random bytes to `path` a MiB at a time; answers their sha256. */
-async function writeRandomFile(path: string, sizeBytes: number): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(path);
-  const block = Buffer.alloc(1024 * 1024);
-  for (let written = 0; written < sizeBytes; written += block.length) {
-    const piece = Buffer.from(randomFillSync(block).subarray(0, Math.min(block.length, sizeBytes - written)));
-    hash.update(piece);
-    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-  }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
-  return hash.digest('hex');
-}
 
-function fuseProcessOf(node: TestNode): number | null {
-  const parent = node.pid;
-  if (parent === null) return null;
-  const found = spawnSync('pgrep', ['-P', String(parent), '-f', 'fuse-process.js'], { encoding: 'utf8' });
-  const pid = Number(found.stdout.trim().split('\n')[0]);
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
-}
 
 t.test('the mount and the cache folder on a three-node cluster', { skip: skip ?? false }, async (t) => {
   const cluster = await TestCluster.create(3, { fuse: true });
@@ -242,12 +221,12 @@ t.test('the mount and the cache folder on a three-node cluster', { skip: skip ??
   });
 
   await t.test('kill -9 of the FUSE process: it is mounted again and works', async (t) => {
-    const pid = fuseProcessOf(node2);
+    const pid = node2.fusePid;
     t.ok(pid !== null, 'node2 runs a FUSE process');
     if (pid === null) return;
     process.kill(pid, 'SIGKILL');
     await waitFor('a new FUSE process on node2', async () => {
-      const next = fuseProcessOf(node2);
+      const next = node2.fusePid;
       return next !== null && next !== pid;
     }, 30_000);
     await waitFor('node2 mount to work again', async () => readOrNull(join(mountOf(node2), 'api', 'hello.txt')) === 'from gRPC', 30_000);

@@ -3,6 +3,7 @@
 // (SIGTERM) and restarts them, and waits for conditions with bounded polling instead of sleeps.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -151,6 +152,15 @@ export class TestNode {
     return this.process?.pid ?? null;
   }
 
+  /** The pid of the node's FUSE process (its child running fuse-process.js), or null. */
+  get fusePid(): number | null {
+    const parent = this.pid;
+    if (parent === null) return null;
+    const found = spawnSync('pgrep', ['-P', String(parent), '-f', 'fuse-process.js'], { encoding: 'utf8' });
+    const pid = Number(found.stdout.trim().split('\n')[0]);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : null;
+  }
+
   logText(): string {
     try {
       return readFileSync(this.logPath, 'utf8');
@@ -276,6 +286,20 @@ export class TestCluster {
   logs(): string {
     return this.nodes.map((node) => `==== ${node.spec.id}\n${node.logText()}`).join('\n');
   }
+}
+
+/** Writes `sizeBytes` random bytes to `path` a MiB at a time; answers their sha256. */
+export async function writeRandomFile(path: string, sizeBytes: number): Promise<string> {
+  const hash = createHash('sha256');
+  const out = createWriteStream(path);
+  const block = Buffer.alloc(1024 * 1024);
+  for (let written = 0; written < sizeBytes; written += block.length) {
+    const piece = Buffer.from(randomFillSync(block).subarray(0, Math.min(block.length, sizeBytes - written)));
+    hash.update(piece);
+    if (!out.write(piece)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return hash.digest('hex');
 }
 
 /** True when `folder` is a mount point now (per /proc/self/mountinfo). */
