@@ -38,7 +38,7 @@ export interface WatcherCounters {
 /** What refresh() reads: each source may be missing (the cache folder is off, the status timed out). */
 export interface NodeMetricsSources {
   readonly status: () => Promise<NodeStatus>;
-  readonly storeCounts: () => { readonly files: number; readonly chunks: number; readonly orphanChunks: number };
+  readonly storeCounts: () => { readonly files: number; readonly fileBytes: number; readonly chunks: number; readonly orphanChunks: number };
   /** Data files whose allocated size is reported as dfs_store_disk_bytes{store}. */
   readonly dataFiles: Readonly<Record<string, string>>;
   readonly watcher: () => { readonly counters: WatcherCounters; readonly problemPaths: number } | null;
@@ -78,6 +78,7 @@ export class NodeMetrics {
   private readonly grpcRequests = new Counter({ name: 'dfs_grpc_requests_total', help: 'dfs.FileService calls by method and status code', labelNames: ['method', 'code'], registers: [this.registry] });
   private readonly grpcSeconds = new Histogram({ name: 'dfs_grpc_request_duration_seconds', help: 'dfs.FileService call duration, from its arrival to its status, by method and status code', labelNames: ['method', 'code'], buckets: durationBuckets, registers: [this.registry] });
   private readonly storeFiles = new Gauge({ name: 'dfs_store_files', help: 'Files in the namespace', registers: [this.registry] });
+  private readonly storeFileBytes = new Gauge({ name: 'dfs_store_file_bytes', help: 'Sum of the sizes of the files in the namespace', registers: [this.registry] });
   private readonly storeChunks = new Gauge({ name: 'dfs_store_chunks', help: 'Content chunks stored (identical content is stored once)', registers: [this.registry] });
   private readonly storeOrphanChunks = new Gauge({ name: 'dfs_store_orphan_chunks', help: 'Chunks no file uses, waiting for collection', registers: [this.registry] });
   private readonly storeDiskBytes = new Gauge({ name: 'dfs_store_disk_bytes', help: 'Disk space allocated to each data file (state: the replicated files; raft: the log)', labelNames: ['store'], registers: [this.registry] });
@@ -128,6 +129,7 @@ export class NodeMetrics {
     try {
       const counts = sources.storeCounts();
       this.storeFiles.set(counts.files);
+      this.storeFileBytes.set(counts.fileBytes);
       this.storeChunks.set(counts.chunks);
       this.storeOrphanChunks.set(counts.orphanChunks);
     } catch {

@@ -7,7 +7,8 @@
 //
 // Tables (all keyEncoding 'binary', encoding 'binary'):
 //
-//   meta             'format' → 'dfs-state 1'; 'applied' → msgpack { index, term }
+//   meta             'format' → 'dfs-state 1'; 'applied' → msgpack { index, term };
+//                    'fileBytes' → u64 sum of the files' sizes (see "File bytes" below)
 //   files   (dup)    path table: UTF-8 key → FileRecord (49 bytes)
 //   folders (dup)    path table: UTF-8 key + '/' → FolderRecord (25 bytes); explicit folders only
 //   fileChunks       u64 contentIndex ‖ u64 endOffset → sha256 of the chunk ending there
@@ -32,6 +33,13 @@
 // rename moves only the small file record. The chunk list is keyed by each chunk's end offset so
 // that a read at any offset is one seek. Chunks are content-addressed and immutable: a reader that
 // has found a chunk's hash reads correct bytes for as long as the chunk exists.
+//
+// File bytes. The sum of the sizes of every file (logical bytes: content shared by two files counts
+// twice), kept by the writer in the transaction that changes the files, so a reader gets it in
+// constant time. It is a pure function of the files table, so it is replicated state like the
+// applied index: in snapshots and digests, the same on every node. It was added without changing
+// the format marker: the writer computes it once by a scan when it opens a folder (or restores a
+// snapshot) without it.
 //
 // Change log. The writer records, in the transaction that applies an entry, the key-level changes
 // the entry made (its version is the entry's index; the sequence orders the changes of one entry)
@@ -153,6 +161,7 @@ export const lowestKey = Buffer.alloc(1);
 
 export const formatKey = Buffer.from('format');
 export const appliedKey = Buffer.from('applied');
+export const fileBytesKey = Buffer.from('fileBytes');
 
 const packr = new Packr({ useRecords: false, int64AsType: 'number' });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
@@ -182,6 +191,27 @@ export function decodeApplied(bytes: Buffer | undefined): AppliedPosition {
     throw new DfsError('Internal', 'the state store holds a malformed applied index record');
   }
   return { index: value.index, term: value.term };
+}
+
+export function encodeFileBytes(total: number): Buffer {
+  if (!isCount(total)) throw new Error(`file bytes total ${total} is not a count`);
+  const bytes = Buffer.allocUnsafe(8);
+  writeUint64(bytes, 0, total);
+  return bytes;
+}
+
+/** The stored total, or undefined when the folder has none yet (written before it was kept). */
+export function decodeFileBytes(bytes: Uint8Array | undefined): number | undefined {
+  if (bytes === undefined) return undefined;
+  if (bytes.byteLength !== 8) throw new DfsError('Internal', `the state store holds a malformed file bytes total (${bytes.byteLength} bytes)`);
+  return readUint64(bytes, 0);
+}
+
+/** Sums the sizes of every file by a scan (time proportional to the number of files). */
+export function sumFileBytes(files: BinaryDatabase): number {
+  let total = 0;
+  for (const { record } of scanPaths(files, lowestKey, false)) total += decodeFileRecord(record).sizeBytes;
+  return total;
 }
 
 function isCount(value: unknown): value is number {

@@ -40,6 +40,10 @@
 // changes more keys than that is kept whole until a later one pushes it out. A snapshot restore
 // starts a new, empty log after the snapshot's index.
 //
+// File bytes. The sum of the files' sizes (layout.ts "File bytes") moves with every file written,
+// overwritten, deleted or replaced by a rename, and is written with the applied index at the end of
+// each transaction: a pure function of the files, so every node holds the same total.
+//
 // Garbage. A chunk's reference count counts the places files use it. A chunk no file uses (from
 // an aborted upload, or whose last file was overwritten or deleted) is an orphan, indexed by the
 // index at which it became one, and stays readable: an upload may still commit it, and readers
@@ -68,15 +72,18 @@ import {
   chunkSizeBytes,
   decodeApplied,
   decodeChunkReference,
+  decodeFileBytes,
   decodeFileRecord,
   defaultMapSizeBytes,
   digestTables,
   encodeApplied,
   encodeChange,
   encodeChunkReference,
+  encodeFileBytes,
   encodeFileRecord,
   encodeFolderRecord,
   environmentOptions,
+  fileBytesKey,
   fileChunkKey,
   firstWithPrefix,
   folderPath,
@@ -93,6 +100,7 @@ import {
   removePath,
   scanPaths,
   startsWith,
+  sumFileBytes,
   tableNames,
   writeUint64,
   type AppliedPosition,
@@ -183,6 +191,8 @@ export class StateMachine {
   /** The entry being applied and the sequence of its next change. */
   private changeVersion = 0;
   private changeSequence = 0;
+  /** The sum of the files' sizes as of the applied index (or the transaction being applied). */
+  private fileBytes: number;
 
   private constructor(
     private readonly root: RootDatabase<Buffer, Buffer>,
@@ -192,6 +202,12 @@ export class StateMachine {
     private readonly retainedChanges: number,
   ) {
     this.applied = decodeApplied(tables.meta.getBinary(appliedKey));
+    const fileBytes = decodeFileBytes(tables.meta.getBinary(fileBytesKey));
+    this.fileBytes = fileBytes ?? sumFileBytes(tables.files);
+    if (fileBytes === undefined) {
+      // A folder from before the total was kept (or a new one): counted once, here.
+      root.transactionSync(() => tables.meta.putSync(fileBytesKey, encodeFileBytes(this.fileBytes)), transactionFlags);
+    }
     const start = changeTables.changeLog.getBinary(changeStartKey);
     const count = changeTables.changeLog.getBinary(changeCountKey);
     this.changeStart = start === undefined ? this.applied.index + 1 : readUint64(start, 0);
@@ -277,6 +293,7 @@ export class StateMachine {
       const batchResults: CommandResult[] = [];
       let applied = this.applied;
       const changeLogBefore = { start: this.changeStart, count: this.changeCount };
+      const fileBytesBefore = this.fileBytes;
       try {
         this.root.transactionSync(() => {
           for (const entry of batch) {
@@ -293,12 +310,14 @@ export class StateMachine {
           }
           this.pruneChanges(applied.index);
           this.writeChangeLogPosition();
+          this.tables.meta.putSync(fileBytesKey, encodeFileBytes(this.fileBytes));
           this.tables.meta.putSync(appliedKey, encodeApplied(applied));
         }, transactionFlags);
       } catch (error) {
-        // The transaction was aborted: so were the change log's moves.
+        // The transaction was aborted: so were the change log's moves and the total's.
         this.changeStart = changeLogBefore.start;
         this.changeCount = changeLogBefore.count;
+        this.fileBytes = fileBytesBefore;
         throw error;
       }
       // Only a committed transaction moves the applied index (an exception above skips this).
@@ -313,7 +332,13 @@ export class StateMachine {
     return { startVersion: this.changeStart, changeCount: this.changeCount };
   }
 
-  /** sha256 (hex) of every table, applied index included: equal digests mean identical state. */
+  /** The sum of the sizes of every file as of the applied index (logical bytes; see the file comment). */
+  fileBytesTotal(): number {
+    this.checkOpen();
+    return this.fileBytes;
+  }
+
+  /** sha256 (hex) of every table, applied index and file bytes included: equal digests mean identical state. */
   digest(): string {
     this.checkOpen();
     this.root.resetReadTxn();
@@ -368,6 +393,7 @@ export class StateMachine {
     const reader = SnapshotFileReader.open(path);
     try {
       let sizeBytes = 0;
+      let fileBytes = 0;
       this.root.transactionSync(() => {
         for (const name of tableNames) this.tables[name].clearSync();
         for (;;) {
@@ -384,6 +410,11 @@ export class StateMachine {
         if (position.index !== reader.header.index || position.term !== reader.header.term) {
           throw reader.problem(`its header says index ${reader.header.index}, its state says ${position.index}`);
         }
+        // A snapshot from a dfs that did not keep the total yet: counted once, here.
+        const stored = this.tables.meta.getBinary(fileBytesKey);
+        if (stored !== undefined && stored.length !== 8) throw reader.problem(`its file bytes total is malformed (${stored.length} bytes)`);
+        fileBytes = decodeFileBytes(stored) ?? sumFileBytes(this.tables.files);
+        if (stored === undefined) this.tables.meta.putSync(fileBytesKey, encodeFileBytes(fileBytes));
         // The history before the snapshot is not this node's to tell: a new log starts after it.
         this.changeTables.changes.clearSync();
         this.changeStart = reader.header.index + 1;
@@ -391,6 +422,7 @@ export class StateMachine {
         this.writeChangeLogPosition();
       }, transactionFlags);
       this.applied = { index: reader.header.index, term: reader.header.term };
+      this.fileBytes = fileBytes;
       return { index: reader.header.index, term: reader.header.term, sizeBytes };
     } finally {
       reader.close();
@@ -500,7 +532,9 @@ export class StateMachine {
     const file = getPath(this.tables.files, path);
     if (file !== undefined) {
       removePath(this.tables.files, path);
-      this.releaseContent(decodeFileRecord(file), index);
+      const record = decodeFileRecord(file);
+      this.releaseContent(record, index);
+      this.fileBytes -= record.sizeBytes;
       this.recordChange('delete', path, null);
       return done(1);
     }
@@ -531,7 +565,9 @@ export class StateMachine {
       if (batch.length === 0) break;
       for (const { path, record } of batch) {
         removePath(this.tables.files, path);
-        this.releaseContent(decodeFileRecord(record), index);
+        const file = decodeFileRecord(record);
+        this.releaseContent(file, index);
+        this.fileBytes -= file.sizeBytes;
         this.recordChange('delete', path, null);
         removed++;
       }
@@ -559,7 +595,9 @@ export class StateMachine {
       const replaced = getPath(this.tables.files, toPath);
       if (replaced !== undefined) {
         removePath(this.tables.files, toPath);
-        this.releaseContent(decodeFileRecord(replaced), index);
+        const replacedRecord = decodeFileRecord(replaced);
+        this.releaseContent(replacedRecord, index);
+        this.fileBytes -= replacedRecord.sizeBytes;
       }
       removePath(this.tables.files, fromPath);
       const moved = encodeFileRecord({ ...decodeFileRecord(file), version: index });
@@ -716,7 +754,12 @@ export class StateMachine {
       this.tables.fileChunks.putSync(fileChunkKey(index, endOffset), hash);
       if (!chunk.referenced) this.addReference(hash);
     }
-    if (previous !== undefined) this.releaseContent(decodeFileRecord(previous), index);
+    if (previous !== undefined) {
+      const previousRecord = decodeFileRecord(previous);
+      this.releaseContent(previousRecord, index);
+      this.fileBytes -= previousRecord.sizeBytes;
+    }
+    this.fileBytes += sizeBytes;
     const record: FileRecord = { sizeBytes, modeBits, modifiedMilliseconds, version: index, contentIndex: index, chunkCount: chunks.length };
     const encoded = encodeFileRecord(record);
     putPath(this.tables.files, path, encoded);

@@ -31,10 +31,12 @@ import {
   decodeApplied,
   decodeChunkReference,
   decodeFileRecord,
+  decodeFileBytes,
   decodeFolderRecord,
   defaultMapSizeBytes,
   digestTables,
   environmentOptions,
+  fileBytesKey,
   fileChunkKey,
   firstWithPrefix,
   folderPath,
@@ -48,6 +50,7 @@ import {
   scanPaths,
   slashByte,
   startsWith,
+  sumFileBytes,
   type BinaryDatabase,
   type Change,
   type ChangeTables,
@@ -107,6 +110,8 @@ export interface StateReaderOptions {
 export interface StateStatistics {
   readonly appliedIndex: number;
   readonly files: number;
+  /** The sum of the sizes of all files (logical bytes: identical content counts once per file). */
+  readonly fileBytes: number;
   readonly explicitFolders: number;
   readonly chunks: number;
   /** Chunks no file uses, waiting for collectGarbage. */
@@ -370,13 +375,19 @@ export class StateReader {
     return { entries, nextPageToken: '' };
   }
 
-  /** Entry counts of the tables (constant time: LMDB keeps them), for status and tests. */
+  /**
+   * Entry counts of the tables and the files' total size (constant time: LMDB keeps the counts,
+   * the writer the total), for status, metrics and tests.
+   */
   statistics(): StateStatistics {
     this.begin();
     const count = (table: BinaryDatabase): number => (table.getStats() as { entryCount?: number }).entryCount ?? 0;
     return {
       appliedIndex: decodeApplied(this.tables.meta.getBinary(appliedKey)).index,
       files: count(this.tables.files),
+      // No total yet only in a folder written before it was kept that no writer has opened since
+      // (the writer counts it on open): count it here meanwhile.
+      fileBytes: decodeFileBytes(this.tables.meta.getBinary(fileBytesKey)) ?? sumFileBytes(this.tables.files),
       explicitFolders: count(this.tables.folders),
       chunks: count(this.tables.chunks),
       orphanChunks: count(this.tables.orphanChunks),

@@ -79,7 +79,7 @@ t.test('NodeMetrics renders calls, Raft reports and polled figures', async (t) =
         { id: 'node2', address: 'b', role: 'follower', suffrage: 'voter', progressKnown: true, matchIndex: 37, lagEntries: 3 },
       ],
     }),
-    storeCounts: () => ({ files: 7, chunks: 9, orphanChunks: 1 }),
+    storeCounts: () => ({ files: 7, fileBytes: 12345, chunks: 9, orphanChunks: 1 }),
     dataFiles: { state: '/nonexistent/data.mdb' },
     watcher: () => ({ counters: { uploads: 2, uploadedBytes: 100, renames: 0, deletions: 1, folders: 0, abandonedUploads: 0, skippedUnchanged: 0 }, problemPaths: 0 }),
   });
@@ -94,10 +94,11 @@ t.test('NodeMetrics renders calls, Raft reports and polled figures', async (t) =
   t.match(text, /dfs_raft_peer_lag_entries\{peer="node2"\} 3/);
   t.notMatch(text, /dfs_raft_peer_lag_entries\{peer="node1"\}/, 'no lag for the node itself');
   t.match(text, /dfs_store_files 7/);
+  t.match(text, /dfs_store_file_bytes 12345/);
   t.match(text, /dfs_cache_replicated_total\{kind="upload"\} 2/);
   t.match(text, /dfs_metrics_refresh_failures_total\{source="disk"\} 1/, 'a data file that cannot be read is counted, not fatal');
   // A later refresh without the peer removes its series.
-  await metrics.refresh({ status: async () => status(), storeCounts: () => ({ files: 7, chunks: 9, orphanChunks: 1 }), dataFiles: {}, watcher: () => null });
+  await metrics.refresh({ status: async () => status(), storeCounts: () => ({ files: 7, fileBytes: 12345, chunks: 9, orphanChunks: 1 }), dataFiles: {}, watcher: () => null });
   t.notMatch(await metrics.exposition(), /dfs_raft_peer_lag_entries\{/, 'a follower reports no peer lag');
 });
 
