@@ -329,17 +329,34 @@ export class ClusterBackend implements FileBackend {
   }
 
   /**
-   * Asks the Raft actor to start the transfer, then waits (within the call's timeout) until it
-   * reports the target as leader: answering "done" only once the new leader leads.
+   * Asks the Raft actor to start the transfer (on a follower it goes on to the leader), then
+   * waits (within the call's timeout) until the leader changes: to the target when one was given,
+   * away from the old leader otherwise. Answering "done" only once the new leader leads.
    */
   async transferLeader(to: string, context: CallContext): Promise<{ leaderId: string }> {
     if (to !== '' && !nodeIdPattern.test(to)) throw new DfsError('InvalidArgument', `node id ${JSON.stringify(to)} ${nodeIdRule}`);
     const requestId = this.nextRequestId();
     const timeout = this.timeoutMilliseconds(context);
     const reply = await this.ask({ type: 'transferLeadership', requestId, to: to === '' ? null : to }, context);
-    if (reply.type !== 'transferStarted') throw unexpected(reply);
-    const target = reply.to;
-    if (target === this.options.nodeId || this.knownLeader === target) return { leaderId: target };
+    let done: (leader: string | null) => boolean;
+    let failure: () => string;
+    if (reply.type === 'transferStarted') {
+      const target = reply.to;
+      if (target === this.options.nodeId) return { leaderId: target };
+      done = (leader) => leader === target;
+      failure = () =>
+        `${target} did not take over within ${timeout} ms (it may still be catching up); leadership stays with ${this.knownLeader ?? 'nobody known'} until it does; Status shows the leader`;
+    } else if (reply.type === 'transferForwarded') {
+      const { to: target, leader: from } = reply;
+      done = target === null ? (leader) => leader !== null && leader !== from : (leader) => leader === target;
+      failure = () =>
+        `leadership did not move ${target === null ? `away from ${from}` : `to ${target}`} within ${timeout} ms: this node sent the request on to ${from}, ` +
+        `the leader it knew, which may have refused it (${target === null ? 'no other voter is caught up' : `${target} is not caught up or no longer a voter`}) ` +
+        `or may no longer lead; the leader is ${this.knownLeader ?? 'not known'} now; Status shows the leader`;
+    } else {
+      throw unexpected(reply);
+    }
+    if (this.knownLeader !== null && done(this.knownLeader)) return { leaderId: this.knownLeader };
     return new Promise<{ leaderId: string }>((resolve, reject) => {
       const finish = (outcome: () => void): void => {
         clearTimeout(timer);
@@ -348,19 +365,29 @@ export class ClusterBackend implements FileBackend {
         outcome();
       };
       const waiter = (leader: string | null): void => {
-        if (leader === target) finish(() => resolve({ leaderId: target }));
+        if (leader !== null && done(leader)) finish(() => resolve({ leaderId: leader }));
       };
       const onAbort = (): void => finish(() => reject(new DfsError('Timeout', 'the call was cancelled; the transfer may still complete')));
-      const timer = setTimeout(
-        () =>
-          finish(() =>
-            reject(new DfsError('Timeout', `${target} did not take over within ${timeout} ms (it may still be catching up); leadership stays with ${this.knownLeader ?? 'nobody known'} until it does; Status shows the leader`)),
-          ),
-        timeout,
-      );
+      const timer = setTimeout(() => finish(() => reject(new DfsError('Timeout', failure()))), timeout);
       this.leadershipWaiters.add(waiter);
       context.signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * The cluster as the leader sees it, from any node: on the leader its own status; elsewhere the
+   * leader's, fetched over the peer network within the call's deadline (callers pass about a
+   * second). `fromLeader` false: no leader is known or it did not answer in time, and `status`
+   * is this node's own (its members' progress is then unknown).
+   */
+  async leaderStatus(context: CallContext): Promise<{ status: ApiNodeStatus; fromLeader: boolean }> {
+    const timeout = this.timeoutMilliseconds(context);
+    // The Raft actor gives up on the leader a little before the call's deadline, so that its
+    // fallback (the local status) still arrives in time.
+    const timeoutMilliseconds = Math.max(1, timeout - Math.min(100, Math.floor(timeout / 4)));
+    const reply = await this.ask({ type: 'leaderStatus', requestId: this.nextRequestId(), timeoutMilliseconds }, context);
+    if (reply.type !== 'leaderStatus') throw unexpected(reply);
+    return { status: toApiStatus(reply.status), fromLeader: reply.fromLeader };
   }
 
   async snapshot(context: CallContext): Promise<SnapshotInfo> {

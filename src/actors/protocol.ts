@@ -4,6 +4,7 @@
 // them over MessagePorts.
 
 import type { DfsErrorCode } from '../errors.js';
+import type { FuseOperationsReport } from '../fs/fuse-contract.js';
 import type { ConfChange, ConfState, NodeId, Role } from '../raft/types.js';
 
 /** A committed log entry for the state machine; data is null for no-op and configuration entries. */
@@ -51,7 +52,13 @@ export type RaftRequest =
   | { readonly type: 'transferLeadership'; readonly requestId: string; readonly to: NodeId | null }
   | { readonly type: 'status'; readonly requestId: string }
   /** Compact the log into a snapshot of everything applied now; answered once it is done. */
-  | { readonly type: 'snapshot'; readonly requestId: string };
+  | { readonly type: 'snapshot'; readonly requestId: string }
+  /**
+   * The status as the leader sees it (every member's progress): asked of the leader over the peer
+   * network when this node is not it. Answered by a 'leaderStatus' reply within about
+   * `timeoutMilliseconds`, with this node's own status when the leader does not answer by then.
+   */
+  | { readonly type: 'leaderStatus'; readonly requestId: string; readonly timeoutMilliseconds: number };
 
 /** The Raft actor's answers to the gRPC actor. A proposal's success arrives from the store. */
 export type RaftReply =
@@ -59,9 +66,16 @@ export type RaftReply =
   | { readonly type: 'readState'; readonly requestId: string; readonly index: number }
   | { readonly type: 'confChanged'; readonly requestId: string; readonly index: number }
   | { readonly type: 'transferStarted'; readonly requestId: string; readonly to: NodeId }
+  /**
+   * A follower sent a transfer request on to `leader` (the leader then at this node's knowledge);
+   * `to` null: the leader chooses. It is done when the leader changes (to `to`, if given).
+   */
+  | { readonly type: 'transferForwarded'; readonly requestId: string; readonly to: NodeId | null; readonly leader: NodeId }
   /** The log's snapshot after a 'snapshot' request: it covers everything applied when it was asked for. */
   | { readonly type: 'snapshotTaken'; readonly requestId: string; readonly index: number; readonly term: number; readonly sizeBytes: number }
   | { readonly type: 'status'; readonly requestId: string; readonly status: NodeStatus }
+  /** The answer to 'leaderStatus': the leader's status (fromLeader), or this node's own. */
+  | { readonly type: 'leaderStatus'; readonly requestId: string; readonly status: NodeStatus; readonly fromLeader: boolean }
   /** Not an answer: the known leader changed (null: none), so the health service can say so. */
   | { readonly type: 'leadership'; readonly leader: NodeId | null };
 
@@ -115,7 +129,12 @@ export type StoreEvent = { readonly type: 'applied'; readonly index: number; rea
 export type ControlRequest =
   | { readonly type: 'stop' }
   /** Graceful shutdown, step one: a leader hands leadership to a caught-up peer. */
-  | { readonly type: 'handOver'; readonly timeoutMilliseconds: number };
+  | { readonly type: 'handOver'; readonly timeoutMilliseconds: number }
+  /**
+   * For the gRPC actor (the others ignore it): the FUSE process's operation figures, as it sent
+   * them to the supervisor (cumulative within its run; src/fs/fuse-contract.ts), for /metrics.
+   */
+  | { readonly type: 'fuseMetrics'; readonly report: FuseOperationsReport };
 
 /** Worker → supervisor. */
 export type ControlReport =

@@ -5,6 +5,9 @@
 //
 // It also forms the cluster when the data folder is empty (src/cluster/formation.ts), answers the
 // gRPC actor's requests (proposals, reads, membership, status) and decides when to compact the log.
+// Beside Raft it speaks one small protocol of its own with the other nodes' Raft actors: a status
+// query, by which a follower shows the cluster as the leader sees it (only the leader knows how
+// far each member has replicated).
 
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,6 +18,7 @@ import { members } from '../raft/config.js';
 import { RaftNode } from '../raft/node.js';
 import { bootstrap, type RaftStorage } from '../raft/storage.js';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, RaftErrorCode, Ready, SnapshotChunk, SnapshotMeta } from '../raft/types.js';
+import { isDriverMessage, type DriverMessage, type PeerMessage, type PeerStatus, type StatusReply } from '../transport/validate.js';
 import type { ApplyEntry, MemberStatus, NodeStatus, RaftMetricsReport, RaftReply, RaftRequest, SnapshotObservation, StoreReport, StoreRequest } from './protocol.js';
 
 /** What the Raft actor needs of its log storage beyond the core's port. */
@@ -36,13 +40,14 @@ export interface DurableRaftStorage extends RaftStorage {
 
 /** What the Raft actor needs of the peer network. */
 export interface PeerNetwork {
-  send(message: Message): void;
+  /** Raft messages, and the status queries and replies between Raft actors. */
+  send(message: PeerMessage): void;
   setPeerAddress(nodeId: NodeId, address: string): void;
   removePeer(nodeId: NodeId): void;
   setClusterId(clusterId: string): void;
   /** Asks whoever listens at `address` who they are; null when nobody answered in time. */
   discover(address: string, request: DiscoverRequest): Promise<DiscoverReply | null>;
-  onMessage(handler: (message: Message) => void): void;
+  onMessage(handler: (message: PeerMessage) => void): void;
   onDiscover(handler: (request: DiscoverRequest) => DiscoverReply): void;
 }
 
@@ -127,10 +132,20 @@ const raftErrorCodes: Record<RaftErrorCode, DfsErrorCode> = {
   ConfChangeInProgress: 'FailedPrecondition',
   InvalidConfChange: 'FailedPrecondition',
   NotMember: 'InvalidArgument',
+  InvalidTransfer: 'FailedPrecondition',
 };
 
 const formationRetryMilliseconds = 1000;
 const maxPendingConfChanges = 64;
+/** Status queries to the leader waiting for their answer; more are answered locally at once. */
+const maxPendingStatusQueries = 64;
+
+/** A status query sent to the leader for the gRPC actor's request `requestId`. */
+interface PendingStatusQuery {
+  readonly requestId: string;
+  readonly leader: NodeId;
+  readonly timer: NodeJS.Timeout;
+}
 
 export class RaftActor {
   private node: RaftNode | null = null;
@@ -158,12 +173,19 @@ export class RaftActor {
   private snapshotStartedAt: bigint | null = null;
   /** When the first chunk of the snapshot being received from the leader arrived. */
   private installStartedAt: bigint | null = null;
+  /** Status queries in flight, by the id they carry on the wire. */
+  private statusQueries = new Map<string, PendingStatusQuery>();
+  private statusQuerySequence = 0;
 
   constructor(private readonly options: RaftActorOptions) {}
 
   start(): void {
     const { network, storage } = this.options;
     network.onMessage((message) => {
+      if (isDriverMessage(message)) {
+        this.handleDriverMessage(message);
+        return;
+      }
       this.node?.step(message);
       this.pump();
     });
@@ -199,20 +221,15 @@ export class RaftActor {
   async handOver(timeoutMilliseconds: number): Promise<NodeId | null> {
     const node = this.node;
     if (node === null) return null;
-    const status = node.status();
-    if (status.role !== 'leader' || status.progress === null) return null;
-    let best: { id: NodeId; match: number } | null = null;
-    for (const [id, progress] of status.progress) {
-      if (!status.config.voters.includes(id)) continue;
-      if (best === null || progress.match > best.match) best = { id, match: progress.match };
-    }
-    if (best === null) return null;
-    node.transferLeadership(best.id);
+    if (node.status().role !== 'leader') return null;
+    const started = node.transferLeadership(null);
+    if (!started.ok || started.value === null || started.value === this.options.nodeId) return null;
+    const target = started.value;
     this.pump();
     const deadline = Date.now() + timeoutMilliseconds;
     while (Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.options.tickMilliseconds));
-      if (node.status().role !== 'leader') return best.id;
+      if (node.status().role !== 'leader') return target;
     }
     return null;
   }
@@ -222,6 +239,8 @@ export class RaftActor {
     if (this.ticker !== null) clearInterval(this.ticker);
     if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
     if (this.formationTimer !== null) clearTimeout(this.formationTimer);
+    for (const query of this.statusQueries.values()) clearTimeout(query.timer);
+    this.statusQueries.clear();
   }
 
   handleStoreReport(report: StoreReport): void {
@@ -253,6 +272,10 @@ export class RaftActor {
   handleRequest(request: RaftRequest): void {
     const node = this.node;
     if (node === null) {
+      if (request.type === 'leaderStatus') {
+        this.options.toApi({ type: 'leaderStatus', requestId: request.requestId, status: this.status(), fromLeader: false });
+        return;
+      }
       this.options.toApi({ type: 'failed', requestId: request.requestId, code: 'NoLeader', message: 'this node has not joined a cluster yet', leader: null });
       return;
     }
@@ -287,45 +310,91 @@ export class RaftActor {
       case 'status':
         this.options.toApi({ type: 'status', requestId: request.requestId, status: this.status() });
         break;
+      case 'leaderStatus':
+        this.askLeaderStatus(request.requestId, request.timeoutMilliseconds);
+        break;
     }
     this.pump();
   }
 
   /**
-   * Starts handing leadership to `to`, or to the voter furthest along when null. Refuses, with a
-   * message that says why, a node that is not a member, a learner, and any node but the leader.
+   * Starts handing leadership to `to`, or to the voter furthest along when null. The core checks
+   * `to` against the configuration this node knows (a stranger, a learner, nobody to hand over to
+   * are refused with a message that says why). On the leader the transfer starts here; on a
+   * follower the request goes on to the leader, and the gRPC actor waits for the leader to change.
    */
   private transferLeadership(node: RaftNode, requestId: string, to: NodeId | null): void {
-    const status = node.status();
-    if (status.role !== 'leader') {
-      const message = status.leader === null ? 'no leader is known: retry once one is elected' : `only the leader moves leadership: ask ${status.leader}, the leader`;
-      this.options.toApi({ type: 'failed', requestId, code: status.leader === null ? 'NoLeader' : 'NotLeader', message, leader: status.leader });
+    const result = node.transferLeadership(to);
+    if (!result.ok) {
+      this.fail(requestId, result);
       return;
     }
-    const all = members(status.config);
-    let target = to;
-    if (target === null) {
-      let best: { id: NodeId; match: number } | null = null;
-      for (const id of status.config.voters) {
-        if (id === this.options.nodeId) continue;
-        const match = status.progress?.get(id)?.match ?? 0;
-        if (best === null || match > best.match) best = { id, match };
-      }
-      if (best === null) {
-        this.options.toApi({ type: 'failed', requestId, code: 'FailedPrecondition', message: 'this node is the only voter: there is nobody to hand leadership to', leader: null });
+    const status = node.status();
+    if (status.role === 'leader') {
+      this.options.toApi({ type: 'transferStarted', requestId, to: result.value ?? this.options.nodeId });
+    } else if (status.leader !== null) {
+      this.options.toApi({ type: 'transferForwarded', requestId, to: result.value, leader: status.leader });
+    } else {
+      this.options.toApi({ type: 'failed', requestId, code: 'NoLeader', message: 'no leader is known; retry after an election', leader: null });
+    }
+  }
+
+  // ---------------------------------------------------------------- the leader's status, from any node
+
+  /**
+   * Answers the gRPC actor's `leaderStatus` request: on the leader its own status; elsewhere the
+   * leader's, asked over the peer network and awaited for at most `timeoutMilliseconds`. With no
+   * leader known, no answer in time, or an answer from a node that no longer leads: this node's
+   * own status, marked as not from the leader.
+   */
+  private askLeaderStatus(requestId: string, timeoutMilliseconds: number): void {
+    const node = this.node;
+    const status = node?.status();
+    const leader = status?.leader ?? null;
+    if (node === null || status === undefined || status.role === 'leader' || leader === null || this.statusQueries.size >= maxPendingStatusQueries) {
+      this.options.toApi({ type: 'leaderStatus', requestId, status: this.status(), fromLeader: status?.role === 'leader' });
+      return;
+    }
+    const queryId = `${this.nonce}-${++this.statusQuerySequence}`;
+    const timer = setTimeout(() => {
+      if (!this.statusQueries.delete(queryId)) return;
+      this.options.logger.debug({ leader, timeoutMilliseconds }, `the leader ${leader} did not answer a status query within ${timeoutMilliseconds} ms`);
+      this.options.toApi({ type: 'leaderStatus', requestId, status: this.status(), fromLeader: false });
+    }, Math.max(1, timeoutMilliseconds));
+    this.statusQueries.set(queryId, { requestId, leader, timer });
+    this.options.network.send({ type: 'statusQuery', from: this.options.nodeId, to: leader, term: status.term, requestId: queryId });
+  }
+
+  private handleDriverMessage(message: DriverMessage): void {
+    switch (message.type) {
+      case 'statusQuery': {
+        // Any node answers with what it knows; the asker uses it only if it comes from a leader.
+        const status = this.status();
+        this.options.network.send({ type: 'statusReply', from: this.options.nodeId, to: message.from, term: status.term, requestId: message.requestId, status: toPeerStatus(status) });
         return;
       }
-      target = best.id;
-    } else if (!all.includes(target)) {
-      this.options.toApi({ type: 'failed', requestId, code: 'InvalidArgument', message: `${JSON.stringify(target)} is not a member; the members are ${all.join(', ')}`, leader: null });
-      return;
-    } else if (!status.config.voters.includes(target)) {
-      this.options.toApi({ type: 'failed', requestId, code: 'FailedPrecondition', message: `${target} is a learner: only a voter can lead (it is promoted once it has caught up)`, leader: null });
-      return;
+      case 'statusReply': {
+        const query = this.statusQueries.get(message.requestId);
+        // A reply we gave up on (timed out), never asked for, or from another node than asked.
+        if (query === undefined || query.leader !== message.from) {
+          this.options.logger.debug({ from: message.from, requestId: message.requestId }, `ignored a status reply from ${message.from} that answers no query in flight`);
+          return;
+        }
+        this.statusQueries.delete(message.requestId);
+        clearTimeout(query.timer);
+        if (message.status.role === 'leader') {
+          this.options.toApi({ type: 'leaderStatus', requestId: query.requestId, status: this.fromPeerStatus(message), fromLeader: true });
+        } else {
+          this.options.toApi({ type: 'leaderStatus', requestId: query.requestId, status: this.status(), fromLeader: false });
+        }
+        return;
+      }
     }
-    const result = node.transferLeadership(target);
-    if (!result.ok) this.fail(requestId, result);
-    else this.options.toApi({ type: 'transferStarted', requestId, to: target });
+  }
+
+  /** The NodeStatus of the node that sent `reply`, as it described itself. */
+  private fromPeerStatus(reply: StatusReply): NodeStatus {
+    return nodeStatusFromPeer(reply, this.options.storage.clusterId() ?? '');
   }
 
   /**
@@ -736,4 +805,59 @@ function describeChange(change: ConfChange): string {
     case 'remove':
       return `${change.nodeId} removed`;
   }
+}
+
+/** What a status reply carries of a NodeStatus: everything but what the envelope and the asker know. */
+export function toPeerStatus(status: NodeStatus): PeerStatus {
+  return {
+    role: status.role,
+    leader: status.leader,
+    commitIndex: status.commitIndex,
+    appliedIndex: status.appliedIndex,
+    firstIndex: status.firstIndex,
+    lastIndex: status.lastIndex,
+    members: status.members.map((member) => {
+      const progressKnown = member.matchIndex >= 0;
+      return {
+        id: member.id,
+        address: member.address,
+        voter: member.voter,
+        progressKnown,
+        matchIndex: progressKnown ? member.matchIndex : 0,
+        lagEntries: progressKnown ? Math.max(0, member.lagEntries) : 0,
+      };
+    }),
+  };
+}
+
+/** The NodeStatus of the node that sent a status reply (the inverse of toPeerStatus). */
+export function nodeStatusFromPeer(reply: StatusReply, clusterId: string): NodeStatus {
+  const { status } = reply;
+  const addresses: Record<NodeId, string> = {};
+  for (const member of status.members) if (member.address !== '') addresses[member.id] = member.address;
+  const leaderAddress = status.leader === null ? null : (status.members.find((member) => member.id === status.leader)?.address ?? '');
+  return {
+    id: reply.from,
+    clusterId,
+    role: status.role,
+    term: reply.term,
+    leader: status.leader,
+    leaderAddress,
+    commitIndex: status.commitIndex,
+    appliedIndex: status.appliedIndex,
+    firstIndex: status.firstIndex,
+    lastIndex: status.lastIndex,
+    members: status.members.map((member) => ({
+      id: member.id,
+      address: member.address,
+      voter: member.voter,
+      matchIndex: member.progressKnown ? member.matchIndex : -1,
+      lagEntries: member.progressKnown ? member.lagEntries : -1,
+    })),
+    config: {
+      voters: status.members.filter((member) => member.voter).map((member) => member.id),
+      learners: status.members.filter((member) => !member.voter).map((member) => member.id),
+      addresses,
+    },
+  };
 }

@@ -196,6 +196,11 @@ export class RaftNode {
         // The sender learns the outcome by seeing the configuration change; refusals are dropped.
         if (this.role === 'leader') this.proposeConfChange(message.change);
         else if (this.leader !== null) this.send({ ...message, to: this.leader, term: this.term });
+        return;      case 'transferLeader':
+        // Likewise: the sender learns the outcome by seeing the leader change; refusals are dropped.
+        // Never sent back to the node it came from, so two stale views cannot bounce it around.
+        if (this.role === 'leader') this.transferLeadership(message.target);
+        else if (this.leader !== null && this.leader !== message.from) this.send({ ...message, to: this.leader, term: this.term });
         return;
     }
   }
@@ -247,17 +252,38 @@ export class RaftNode {
     return ok(null);
   }
 
-  /** Leader only: hands leadership to `to` once it is caught up (TimeoutNow). */
-  transferLeadership(to: NodeId): Result<null> {
-    if (this.role !== 'leader') return fail('NotLeader', 'leadership transfer is started on the leader', this.leader);
-    if (to === this.id) return ok(null);
-    if (!isVoter(this.config(), to)) return fail('NotMember', `${to} is not a voting member`, this.id);
-    this.transferee = to;
+  /**
+   * Hands leadership to `to` once it is caught up (§3.10: TimeoutNow), or, when `to` is null, to
+   * the voter furthest along. `to` is first checked against the configuration this node knows: a
+   * stranger is NotMember, a learner (or no other voter at all) InvalidTransfer. Leader: starts
+   * the transfer; value the target. Follower: forwards the request to the leader (which checks
+   * it again and drops what it refuses); value `to`, null when the leader is to choose.
+   */
+  transferLeadership(to: NodeId | null): Result<NodeId | null> {
+    const config = this.config();
+    const current = this.role === 'leader' ? this.id : this.leader;
+    if (to !== null && !isMember(config, to)) {
+      return fail('NotMember', `${JSON.stringify(to)} is not a member; the members are ${members(config).join(', ')}`, current);
+    }
+    if (to !== null && !isVoter(config, to)) {
+      return fail('InvalidTransfer', `${to} is a learner: only a voter can lead (it is promoted once it has caught up)`, current);
+    }
+    if (to === null && current !== null && config.voters.every((voter) => voter === current)) {
+      return fail('InvalidTransfer', `${current === this.id ? 'this node' : current} is the only voter: there is nobody to hand leadership to`, current);
+    }
+    if (this.role !== 'leader') {
+      if (this.leader === null) return fail('NoLeader', noLeaderMessage, null);
+      if (to !== this.leader) this.send({ type: 'transferLeader', to: this.leader, term: this.term, target: to });
+      return ok(to);
+    }
+    const target = to ?? this.furthestVoter();
+    if (target === null || target === this.id) return ok(this.id);
+    this.transferee = target;
     this.transferElapsedTicks = 0;
-    const progress = this.progress.get(to);
-    if (progress !== undefined && progress.match === this.log.lastIndex()) this.sendTimeoutNow(to);
-    else this.sendAppend(to, false);
-    return ok(null);
+    const progress = this.progress.get(target);
+    if (progress !== undefined && progress.match === this.log.lastIndex()) this.sendTimeoutNow(target);
+    else this.sendAppend(target, false);
+    return ok(target);
   }
 
   /** Starts an election now (pre-vote first), as if the election timeout had elapsed. */
@@ -872,6 +898,19 @@ export class RaftNode {
     }
     if (successor !== null && successor.match === this.log.lastIndex()) this.sendTimeoutNow(successor.id);
     this.becomeFollower(this.term, null);
+  }
+
+  /** Leader: the other voter with the highest match index (one heard from recently first on a tie). */
+  private furthestVoter(): NodeId | null {
+    let best: Progress | null = null;
+    for (const id of this.config().voters) {
+      const candidate = id === this.id ? undefined : this.progress.get(id);
+      if (candidate === undefined) continue;
+      const better =
+        best === null || candidate.match > best.match || (candidate.match === best.match && candidate.recentActive && !best.recentActive);
+      if (better) best = candidate;
+    }
+    return best?.id ?? null;
   }
 
   private maybePromote(progress: Progress): void {

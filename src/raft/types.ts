@@ -120,10 +120,15 @@ export type Message =
   | (Envelope & { readonly type: 'readIndexResponse'; readonly requestId: string; readonly index: number })
   | (Envelope & { readonly type: 'propose'; readonly data: readonly Uint8Array[] })
   /** A membership change sent to the leader by a follower, or by a node asking to join. */
-  | (Envelope & { readonly type: 'proposeConfChange'; readonly change: ConfChange });
+  | (Envelope & { readonly type: 'proposeConfChange'; readonly change: ConfChange })
+  /**
+   * A leadership transfer asked of a follower, sent on to the leader: hand over to `target`, or
+   * to the voter furthest along when null. Refusals are dropped (the asker sees who leads).
+   */
+  | (Envelope & { readonly type: 'transferLeader'; readonly target: NodeId | null });
 
 /** Client requests carried to the leader; like etcd's local messages they are not bound to a term. */
-export const clientRequestTypes: ReadonlySet<MessageType> = new Set(['propose', 'proposeConfChange', 'readIndex']);
+export const clientRequestTypes: ReadonlySet<MessageType> = new Set(['propose', 'proposeConfChange', 'readIndex', 'transferLeader']);
 
 export type MessageType = Message['type'];
 
@@ -172,7 +177,9 @@ export type RaftErrorCode =
   | 'TransferInProgress'
   | 'ConfChangeInProgress'
   | 'InvalidConfChange'
-  | 'NotMember';
+  | 'NotMember'
+  /** A leadership transfer nobody can take: the target is a learner, or no other voter exists. */
+  | 'InvalidTransfer';
 
 export type Result<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly code: RaftErrorCode; readonly message: string; readonly leader: NodeId | null };
 

@@ -28,9 +28,9 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 
 import type { DiscoverReply, DiscoverRequest } from '../cluster/formation.js';
-import type { Message, NodeId } from '../raft/types.js';
+import type { NodeId } from '../raft/types.js';
 import { encodeFrame, FrameDecoder, type FrameError, frameHeaderBytes } from './frame.js';
-import { type Hello, type PeerFrame, validatePeerFrame } from './validate.js';
+import { type Hello, type PeerFrame, type PeerMessage, validatePeerFrame } from './validate.js';
 
 /** Timer functions, injectable so tests can control reconnect scheduling. */
 export interface Timers {
@@ -152,7 +152,8 @@ export interface TransportMetrics {
 
 type Counters = Omit<TransportMetrics, 'queuedMessages' | 'queuedBytes'>;
 
-export type MessageHandler = (message: Message) => void;
+/** Receives every valid message addressed to this node: Raft messages and driver messages alike. */
+export type MessageHandler = (message: PeerMessage) => void;
 
 export interface ListenAddress {
   readonly host: string;
@@ -725,9 +726,10 @@ export class PeerTransport {
   /**
    * Queues `message` for `message.to` and returns at once. Dropped (and counted) when the peer
    * has no address, when its frame would exceed maxFrameBytes, or, for the oldest queued
-   * message, when the peer's queue is full. A no-op after close().
+   * message, when the peer's queue is full. A no-op after close(). Raft and driver messages
+   * (status queries) share the peer's one queue and connection.
    */
-  send(message: Message): void {
+  send(message: PeerMessage): void {
     if (this.closed) return;
     const peer = this.peers.get(message.to);
     if (peer === undefined) {

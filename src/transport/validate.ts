@@ -8,7 +8,7 @@
 // the core either way.
 
 import type { DiscoverReply, DiscoverRequest } from '../cluster/formation.js';
-import type { ConfChange, ConfState, Entry, Message, MessageType, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { ConfChange, ConfState, Entry, Message, MessageType, NodeId, Role, SnapshotMeta } from '../raft/types.js';
 
 /** Upper bound for node ids, cluster ids and read request ids, in UTF-16 code units. */
 export const maxIdentifierLength = 256;
@@ -32,11 +32,62 @@ export interface Hello {
 /** Upper bound of a discover frame's `initialMembers` (founding members of a cluster). */
 export const maxInitialMembers = 64;
 
+/** Upper bound of the members a status reply lists (far above any real configuration). */
+export const maxStatusMembers = 1024;
+
+/** One member as the node that answers a status query sees it. */
+export interface PeerMemberStatus {
+  readonly id: NodeId;
+  /** The member's peer address; '' when the answering node does not know it. */
+  readonly address: string;
+  readonly voter: boolean;
+  /** Whether matchIndex and lagEntries are known (the leader tracks them; 0 otherwise). */
+  readonly progressKnown: boolean;
+  readonly matchIndex: number;
+  readonly lagEntries: number;
+}
+
+/** The answering node's status: what a NodeStatus needs beyond the envelope (id, term). */
+export interface PeerStatus {
+  readonly role: Role;
+  readonly leader: NodeId | null;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly members: readonly PeerMemberStatus[];
+}
+
+interface Envelope {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+}
+
+/**
+ * Not Raft: a node asks another (the leader) for its view of the cluster, which only the leader
+ * has (every member's match index). The drivers (Raft actors) ask and answer; the core never sees
+ * these. They travel on the same connections as Raft messages and are routed the same way.
+ */
+export type StatusQuery = Envelope & { readonly type: 'statusQuery'; readonly requestId: string };
+export type StatusReply = Envelope & { readonly type: 'statusReply'; readonly requestId: string; readonly status: PeerStatus };
+
+/** A message between the drivers of two nodes, beside the Raft protocol. */
+export type DriverMessage = StatusQuery | StatusReply;
+
+/** Everything that is sent to a peer by node id: a Raft message or a driver message. */
+export type PeerMessage = Message | DriverMessage;
+
+/** Whether a peer message is for the driver rather than the Raft core. */
+export function isDriverMessage(message: PeerMessage): message is DriverMessage {
+  return message.type === 'statusQuery' || message.type === 'statusReply';
+}
+
 /**
  * Everything that may travel in a frame between peers: a connection starts with a hello (then
- * Raft messages follow) or with a discover request (answered by one discover reply, then closed).
+ * peer messages follow) or with a discover request (answered by one discover reply, then closed).
  */
-export type PeerFrame = Hello | DiscoverRequest | DiscoverReply | Message;
+export type PeerFrame = Hello | DiscoverRequest | DiscoverReply | PeerMessage;
 
 export type Validation<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly reason: string };
 
@@ -206,6 +257,7 @@ const messageTypes: ReadonlySet<string> = new Set<MessageType>([
   'readIndexResponse',
   'propose',
   'proposeConfChange',
+  'transferLeader',
 ]);
 
 function isMessageType(value: unknown): value is MessageType {
@@ -301,7 +353,68 @@ function message(value: unknown): Message {
       };
     case 'proposeConfChange':
       return { ...envelope, type, change: confChange(field(object, 'change'), `${path}.change`) };
+    case 'transferLeader': {
+      // null (or absent) target: the leader chooses.
+      const target = field(object, 'target');
+      return { ...envelope, type, target: target === undefined || target === null ? null : identifierValue(target, `${path}.target`, false) };
+    }
   }
+}
+
+const roles: ReadonlySet<string> = new Set<Role>(['follower', 'preCandidate', 'candidate', 'leader']);
+
+function peerMemberStatus(value: unknown, path: string): PeerMemberStatus {
+  const object = record(value, path);
+  const address = field(object, 'address');
+  return {
+    id: identifier(object, 'id', path),
+    address: address === '' ? '' : addressValue(address, `${path}.address`),
+    voter: flag(object, 'voter', path),
+    progressKnown: flag(object, 'progressKnown', path),
+    matchIndex: index(object, 'matchIndex', path),
+    lagEntries: index(object, 'lagEntries', path),
+  };
+}
+
+function peerStatus(value: unknown, path: string): PeerStatus {
+  const object = record(value, path);
+  const role = field(object, 'role');
+  if (typeof role !== 'string' || !roles.has(role)) fail(`${path}.role`, "one of 'follower', 'preCandidate', 'candidate', 'leader'", role);
+  const leader = field(object, 'leader');
+  const memberList = list(object, 'members', path);
+  if (memberList.length > maxStatusMembers) fail(`${path}.members`, `at most ${maxStatusMembers} members`, memberList);
+  return {
+    role: role as Role,
+    leader: leader === null ? null : identifierValue(leader, `${path}.leader`, false),
+    commitIndex: index(object, 'commitIndex', path),
+    appliedIndex: index(object, 'appliedIndex', path),
+    firstIndex: index(object, 'firstIndex', path),
+    lastIndex: index(object, 'lastIndex', path),
+    members: memberList.map((item, position) => peerMemberStatus(item, `${path}.members[${position}]`)),
+  };
+}
+
+function driverMessage(object: Fields, type: DriverMessage['type']): DriverMessage {
+  const path = type;
+  const envelope = {
+    from: identifier(object, 'from', path),
+    to: identifier(object, 'to', path),
+    term: index(object, 'term', path),
+    requestId: identifier(object, 'requestId', path),
+  };
+  switch (type) {
+    case 'statusQuery':
+      return { ...envelope, type };
+    case 'statusReply':
+      return { ...envelope, type, status: peerStatus(field(object, 'status'), `${path}.status`) };
+  }
+}
+
+function peerMessage(value: unknown): PeerMessage {
+  const object = record(value, 'message');
+  const type = field(object, 'type');
+  if (type === 'statusQuery' || type === 'statusReply') return driverMessage(object, type);
+  return message(object);
 }
 
 function hello(value: unknown): Hello {
@@ -370,9 +483,14 @@ export function validateDiscoverReply(value: unknown): Validation<DiscoverReply>
   return validated(discoverReply, value);
 }
 
-/** A handshake frame (tagged by `kind`) or a Raft message (tagged by `type`). */
+/** A Raft message or a driver message (status query and reply), tagged by `type`. */
+export function validatePeerMessage(value: unknown): Validation<PeerMessage> {
+  return validated(peerMessage, value);
+}
+
+/** A handshake frame (tagged by `kind`) or a peer message (tagged by `type`). */
 export function validatePeerFrame(value: unknown): Validation<PeerFrame> {
-  if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'kind')) return validateMessage(value);
+  if (typeof value !== 'object' || value === null || !Object.hasOwn(value, 'kind')) return validatePeerMessage(value);
   const kind = (value as Fields)['kind'];
   switch (kind) {
     case 'hello':

@@ -129,7 +129,7 @@ t.test('dissertation §3.10 "the prior leader sends a TimeoutNow request to the 
   const network = electedNetwork();
   const [a, b] = [network.get('a'), network.get('b')];
   const term = a.node.status().term;
-  t.same(a.node.transferLeadership('b'), { ok: true, value: null });
+  t.same(a.node.transferLeadership('b'), { ok: true, value: 'b' });
   t.equal(a.node.status().transferee, 'b');
   const out = drain(a);
   const timeoutNow = ofType(out.messages, 'timeoutNow').filter((message) => message.to === 'b');
@@ -161,7 +161,7 @@ t.test('dissertation §3.10 "The prior leader stops accepting new client request
   network.tick(electionTimeoutTicks + 1, ['a', 'b']);
   const since = network.log.length;
 
-  t.same(a.node.transferLeadership('c'), { ok: true, value: null });
+  t.same(a.node.transferLeadership('c'), { ok: true, value: 'c' });
   const refused = a.node.propose(bytes('during-transfer'));
   t.equal(refused.ok ? 'ok' : refused.code, 'TransferInProgress', 'proposals are refused during the transfer');
   network.settle();
@@ -188,7 +188,7 @@ t.test('dissertation §3.10 "If the transfer does not complete within an electio
   network.isolate('c');
   t.ok(a.node.propose(bytes('c-misses-this')).ok);
   network.settle();
-  t.same(a.node.transferLeadership('c'), { ok: true, value: null });
+  t.same(a.node.transferLeadership('c'), { ok: true, value: 'c' });
   t.equal(a.node.propose(bytes('refused')).ok, false);
   network.tick(electionTimeoutTicks + 2);
   t.equal(a.node.status().role, 'leader', 'a keeps leading (b is still reachable)');

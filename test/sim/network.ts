@@ -186,6 +186,7 @@ export function describeMessage(message: Message): string {
     case 'propose':
       return `${head} ${message.data.length} proposals`;
     case 'proposeConfChange':
-      return `${head} ${JSON.stringify(message.change)}`;
+      return `${head} ${JSON.stringify(message.change)}`;    case 'transferLeader':
+      return `${head} to ${message.target ?? 'the voter furthest along'}`;
   }
 }

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { pino, type Logger } from 'pino';
 
 import type { Entry, Message, MessageType } from '../../src/raft/types.js';
+import type { DriverMessage, PeerMessage } from '../../src/transport/validate.js';
 
 export function filled(length: number, seed: number): Uint8Array {
   const bytes = new Uint8Array(length);
@@ -78,10 +79,37 @@ export const samples: { readonly [K in MessageType]: Extract<Message, { type: K 
   readIndex: { type: 'readIndex', from: 'b', to: 'a', term: 3, requestId: 'read-1' },
   readIndexResponse: { type: 'readIndexResponse', from: 'a', to: 'b', term: 3, requestId: 'read-1', index: 12 },
   propose: { type: 'propose', from: 'b', to: 'a', term: 3, data: [filled(3, 3), new Uint8Array(0), filled(300, 4)] },
-  proposeConfChange: { type: 'proposeConfChange', from: 'd', to: 'a', term: 0, change: { type: 'addLearner', nodeId: 'd', address: '10.0.0.4:12000' } },
+  proposeConfChange: { type: 'proposeConfChange', from: 'd', to: 'a', term: 0, change: { type: 'addLearner', nodeId: 'd', address: '10.0.0.4:12000' } },  transferLeader: { type: 'transferLeader', from: 'b', to: 'a', term: 3, target: 'c' },
 };
 
 export const allSamples: readonly Message[] = Object.values(samples);
+
+/** One sample of each message between Raft actors (not Raft protocol), likewise kept complete. */
+export const driverSamples: { readonly [K in DriverMessage['type']]: Extract<DriverMessage, { type: K }> } = {
+  statusQuery: { type: 'statusQuery', from: 'b', to: 'a', term: 3, requestId: 'status-1' },
+  statusReply: {
+    type: 'statusReply',
+    from: 'a',
+    to: 'b',
+    term: 3,
+    requestId: 'status-1',
+    status: {
+      role: 'leader',
+      leader: 'a',
+      commitIndex: 12,
+      appliedIndex: 11,
+      firstIndex: 5,
+      lastIndex: 13,
+      members: [
+        { id: 'a', address: '10.0.0.1:12000', voter: true, progressKnown: true, matchIndex: 13, lagEntries: 0 },
+        { id: 'b', address: '10.0.0.2:12000', voter: true, progressKnown: true, matchIndex: 10, lagEntries: 3 },
+        { id: 'd', address: '', voter: false, progressKnown: false, matchIndex: 0, lagEntries: 0 },
+      ],
+    },
+  },
+};
+
+export const allPeerSamples: readonly PeerMessage[] = [...allSamples, ...Object.values(driverSamples)];
 
 /** An AppendEntries of `count` entries of `entryBytes` each (the leader's batched replication). */
 export function largeAppendEntries(count: number, entryBytes: number, from = 'a', to = 'b'): Message {

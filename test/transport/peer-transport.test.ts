@@ -26,11 +26,12 @@ import {
   type Timers,
   TransportError,
 } from '../../src/transport/peer-transport.js';
-import { heartbeat, largeAppendEntries, type LogLine, memoryLogger, placeholderServer, waitFor } from './helpers.js';
+import type { PeerMessage } from '../../src/transport/validate.js';
+import { driverSamples, heartbeat, largeAppendEntries, type LogLine, memoryLogger, placeholderServer, waitFor } from './helpers.js';
 
 interface Node {
   readonly transport: PeerTransport;
-  readonly received: Message[];
+  readonly received: PeerMessage[];
   readonly lines: LogLine[];
   readonly port: number;
   readonly address: string;
@@ -51,7 +52,7 @@ async function startNode(t: Test, nodeId: string, options: NodeOptions = {}): Pr
     ...rest,
   });
   t.teardown(() => transport.close());
-  const received: Message[] = [];
+  const received: PeerMessage[] = [];
   transport.onMessage((message) => received.push(message));
   const { port } = await transport.listen('127.0.0.1', wantedPort);
   return { transport, received, lines, port, address: `127.0.0.1:${port}` };
@@ -92,7 +93,7 @@ async function within<T>(description: string, promise: Promise<T>, timeoutMillis
   }
 }
 
-function commits(messages: readonly Message[]): number[] {
+function commits(messages: readonly PeerMessage[]): number[] {
   return messages.flatMap((message) => (message.type === 'heartbeat' ? [message.commit] : []));
 }
 
@@ -194,6 +195,33 @@ t.test('two transports exchange messages in order, including a multi-megabyte ba
   t.ok(got.bytesReceived > 2000 * 2048 && sent.bytesSent > 2000 * 2048, 'bytes counted on both sides');
   t.equal(sent.connectionsEstablished, 1);
   t.equal(sent.reconnects, 0);
+});
+
+t.test('status queries and replies travel like Raft messages; a malformed one closes only its connection', async (t) => {
+  const [a, b] = [await startNode(t, 'a'), await startNode(t, 'b')];
+  connect([a, b], ['a', 'b']);
+  b.transport.send(driverSamples.statusQuery);
+  a.transport.send(driverSamples.statusReply);
+  await waitFor('a has the query', () => a.received.length === 1);
+  await waitFor('b has the reply', () => b.received.length === 1);
+  t.strictSame(a.received, [driverSamples.statusQuery]);
+  t.strictSame(b.received, [driverSamples.statusReply]);
+
+  // A peer that says hello and then sends a reply with a bad member list is cut off and logged;
+  // nothing of it reaches the handler.
+  const liar = await rawSocket(a.port);
+  const bad = { ...driverSamples.statusReply, from: 'x', to: 'a', status: { ...driverSamples.statusReply.status, members: [{ id: 'a' }] } };
+  liar.socket.write(Buffer.concat([encodeFrame({ kind: 'hello', clusterId: 'cluster-1', nodeId: 'x' }), encodeFrame(bad)]));
+  await within('the liar is disconnected', liar.closed);
+  t.ok(logged(a.lines, /\(node x\): malformed frame \(.*statusReply\.status\.members\[0\]\.address/), 'logged with the field at fault');
+  const unknown = await rawSocket(a.port);
+  unknown.socket.write(Buffer.concat([encodeFrame({ kind: 'hello', clusterId: 'cluster-1', nodeId: 'y' }), encodeFrame({ type: 'statusPoke', from: 'y', to: 'a', term: 1 })]));
+  await within('the sender of an unknown type is disconnected', unknown.closed);
+  t.ok(logged(a.lines, /\(node y\): malformed frame \(.*message\.type must be a known message type/), 'an unknown type is logged');
+  t.equal(a.transport.metrics().malformedFrames, 2);
+
+  b.transport.send(heartbeat('b', 'a', 3));
+  await waitFor('a still hears b', () => a.received.length === 2);
 });
 
 t.test('three transports: everyone reaches everyone', async (t) => {

@@ -6,8 +6,16 @@
 
 import t from 'tap';
 
-import { maxIdentifierLength, maxInitialMembers, validateHello, validateMessage, validatePeerFrame } from '../../src/transport/validate.js';
-import { allSamples, samples } from './helpers.js';
+import {
+  maxIdentifierLength,
+  maxInitialMembers,
+  maxStatusMembers,
+  validateHello,
+  validateMessage,
+  validatePeerFrame,
+  validatePeerMessage,
+} from '../../src/transport/validate.js';
+import { allPeerSamples, allSamples, driverSamples, samples } from './helpers.js';
 
 t.test('every sample is valid and comes back equal but not the same object', async (t) => {
   for (const message of allSamples) {
@@ -105,4 +113,56 @@ t.test('a peer frame is a hello (tagged kind) or a message (tagged type)', async
   const crowd = Array.from({ length: maxInitialMembers + 1 }, (_, index) => `10.0.0.${index}:1`);
   t.match(validatePeerFrame({ ...discover, initialMembers: crowd }), { ok: false, reason: /discover\.initialMembers must be at most 64 addresses/ });
   t.match(validatePeerFrame('hello'), { ok: false });
+});
+
+t.test('transferLeader: the target is a node id, or null (absent) for "the leader chooses"', async (t) => {
+  t.strictSame(validateMessage(samples.transferLeader), { ok: true, value: samples.transferLeader });
+  t.strictSame(validateMessage({ ...samples.transferLeader, target: null }), { ok: true, value: { ...samples.transferLeader, target: null } });
+  const { target: _omitted, ...absent } = samples.transferLeader;
+  t.strictSame(validateMessage(absent), { ok: true, value: { ...samples.transferLeader, target: null } }, 'absent is null');
+  for (const bad of ['', 7, true, ['c'], { id: 'c' }, 'x'.repeat(maxIdentifierLength + 1)]) {
+    t.match(validateMessage({ ...samples.transferLeader, target: bad }), { ok: false, reason: /transferLeader\.target must be a non-empty string/ }, `target ${JSON.stringify(bad)}`);
+  }
+  t.match(validateMessage({ ...samples.transferLeader, from: '' }), { ok: false, reason: /transferLeader\.from/ });
+});
+
+t.test('status query and reply: valid ones come back as fresh, exact copies; they are not Raft messages', async (t) => {
+  for (const message of allPeerSamples) {
+    const result = validatePeerMessage(message);
+    t.ok(result.ok, message.type);
+    if (result.ok) {
+      t.strictSame(result.value, message, `${message.type}: equal`);
+      t.not(result.value, message, `${message.type}: a fresh object`);
+    }
+    t.match(validatePeerFrame(message), { ok: true, value: { type: message.type } }, `${message.type} as a frame`);
+  }
+  t.match(validateMessage(driverSamples.statusQuery), { ok: false, reason: /message\.type must be a known message type/ }, 'the Raft validator alone refuses them');
+  const extra = validatePeerMessage({ ...driverSamples.statusReply, extra: 1, status: { ...driverSamples.statusReply.status, extra: 2 } });
+  t.ok(extra.ok && extra.value.type === 'statusReply' && !('extra' in extra.value) && !('extra' in extra.value.status), 'unknown fields are dropped');
+});
+
+t.test('a malformed status query or reply is refused with the field named', async (t) => {
+  const reply = driverSamples.statusReply;
+  const status = reply.status;
+  const member = status.members[0];
+  const cases: Array<[unknown, RegExp]> = [
+    [{ ...driverSamples.statusQuery, requestId: '' }, /statusQuery\.requestId must be a non-empty string/],
+    [{ ...driverSamples.statusQuery, requestId: 'x'.repeat(maxIdentifierLength + 1) }, /statusQuery\.requestId/],
+    [{ ...driverSamples.statusQuery, to: 5 }, /statusQuery\.to/],
+    [{ ...driverSamples.statusQuery, term: -1 }, /statusQuery\.term must be a non-negative safe integer/],
+    [{ ...reply, status: undefined }, /statusReply\.status must be an object/],
+    [{ ...reply, status: new Date() }, /statusReply\.status must be a plain object/],
+    [{ ...reply, status: { ...status, role: 'king' } }, /statusReply\.status\.role must be one of/],
+    [{ ...reply, status: { ...status, leader: '' } }, /statusReply\.status\.leader/],
+    [{ ...reply, status: { ...status, leader: undefined } }, /statusReply\.status\.leader/],
+    [{ ...reply, status: { ...status, commitIndex: Number.NaN } }, /statusReply\.status\.commitIndex/],
+    [{ ...reply, status: { ...status, members: 'a,b' } }, /statusReply\.status\.members must be an array/],
+    [{ ...reply, status: { ...status, members: [{ ...member, matchIndex: -1 }] } }, /statusReply\.status\.members\[0\]\.matchIndex/],
+    [{ ...reply, status: { ...status, members: [{ ...member, voter: 'yes' }] } }, /statusReply\.status\.members\[0\]\.voter must be a boolean/],
+    [{ ...reply, status: { ...status, members: [{ ...member, address: 'x'.repeat(600) }] } }, /statusReply\.status\.members\[0\]\.address/],
+    [{ ...reply, status: { ...status, members: [null] } }, /statusReply\.status\.members\[0\] must be an object/],
+    [{ ...reply, status: { ...status, members: Array.from({ length: maxStatusMembers + 1 }, () => member) } }, /at most 1024 members/],
+  ];
+  for (const [value, reason] of cases) t.match(validatePeerFrame(value), { ok: false, reason }, reason.source);
+  t.match(validatePeerFrame({ ...driverSamples.statusQuery, type: 'statusQuestion' }), { ok: false, reason: /message\.type must be a known message type/ });
 });
