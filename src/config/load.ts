@@ -55,6 +55,8 @@ export interface NodeConfig {
   readonly tickMilliseconds: number;
   /** The Raft log is compacted into a snapshot once this many applied entries sit in it. */
   readonly snapshotEveryEntries: number;
+  /** Changes this node's Watch change log keeps: how far back a watcher can resume. */
+  readonly watchRetainedChanges: number;
   readonly logLevel: LogLevel;
   /** The YAML file that was read, or null when none was. */
   readonly configFile: string | null;
@@ -280,6 +282,7 @@ function deriveConfig(
     maxMessageBytes: values.maxMessageBytes,
     tickMilliseconds: values.tickMilliseconds,
     snapshotEveryEntries: values.snapshotEntries,
+    watchRetainedChanges: values.watchRetention,
     logLevel: values.logLevel,
     configFile,
     sources: Object.freeze(sources),

@@ -29,6 +29,7 @@ export interface SettingValues {
   maxMessageBytes: number;
   tickMilliseconds: number;
   snapshotEntries: number;
+  watchRetention: number;
   logLevel: LogLevel;
 }
 
@@ -73,6 +74,12 @@ const maximumTickMilliseconds = 10_000;
 
 const minimumSnapshotEntries = 1;
 const maximumSnapshotEntries = 100_000_000;
+
+/** The store's default (defaultRetainedChanges in src/store/state-machine.ts; a test keeps them equal). */
+export const defaultWatchRetention = 100_000;
+const minimumWatchRetention = 1;
+/** A change takes ~100 bytes and more on disk: 10^8 of them is already ~10 GB of history. */
+const maximumWatchRetention = 100_000_000;
 
 /** pino's own level names, so the list cannot drift from the logger that uses it. */
 export const logLevels: readonly LogLevel[] = [...(Object.keys(pino.levels.values) as pino.Level[]), 'silent'];
@@ -300,6 +307,14 @@ export const settings: SettingTable = {
     isSwitch: false,
     read: readWholeNumber('entries', 10_000),
     check: checkWholeNumberRange(minimumSnapshotEntries, maximumSnapshotEntries, 'entries'),
+  },
+  watchRetention: {
+    key: 'watchRetention', flag: 'watch-retention', environmentVariable: 'DFS_WATCH_RETENTION', valueName: 'CHANGES',
+    defaultValue: defaultWatchRetention, defaultText: String(defaultWatchRetention),
+    doc: 'How far back a Watch can start or resume on this node: the number of changes its change log keeps (the newest, whole versions). A watch from an older version gets a Compacted error naming the oldest one still kept. Each node keeps its own log, so nodes may differ.',
+    isSwitch: false,
+    read: readWholeNumber('changes', defaultWatchRetention),
+    check: checkWholeNumberRange(minimumWatchRetention, maximumWatchRetention, 'changes'),
   },
   logLevel: {
     key: 'logLevel', flag: 'log-level', environmentVariable: 'DFS_LOG_LEVEL', valueName: 'LEVEL',

@@ -2,6 +2,7 @@
 // data that crosses into a worker, plus the timing the node runs with.
 
 import { formatAddress, type NodeConfig } from '../config/index.js';
+import type { StateMachineOptions } from '../store/state-machine.js';
 import type { LevelWithSilent } from 'pino';
 
 export interface NodeSettings {
@@ -23,6 +24,8 @@ export interface NodeSettings {
   readonly tickMilliseconds: number;
   readonly electionTimeoutTicks: number;
   readonly snapshotEveryEntries: number;
+  /** Changes the store's Watch change log keeps (-watch-retention): how far back a watcher can resume. */
+  readonly watchRetainedChanges: number;
   /** How long a write or a linearizable read may wait for the cluster before it times out. */
   readonly requestTimeoutMilliseconds: number;
   /** The read-only FUSE mount and the watched cache folder; both off when fuseEnabled is false. */
@@ -48,9 +51,15 @@ export function settingsFromConfig(config: NodeConfig): NodeSettings {
     tickMilliseconds: config.tickMilliseconds,
     electionTimeoutTicks: 10,
     snapshotEveryEntries: config.snapshotEveryEntries,
+    watchRetainedChanges: config.watchRetainedChanges,
     requestTimeoutMilliseconds: 10_000,
     mountFolder: config.mountFolder,
     cacheFolder: config.cacheFolder,
     fuseEnabled: config.fuseEnabled,
   };
+}
+
+/** How the store worker opens the state machine with these settings. */
+export function stateMachineOptions(settings: Pick<NodeSettings, 'watchRetainedChanges'>): StateMachineOptions {
+  return { retainedChanges: settings.watchRetainedChanges };
 }

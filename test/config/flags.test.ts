@@ -13,7 +13,7 @@ t.test('every setting accepts all four flag forms', async (t) => {
   const values: Record<string, string> = {
     id: 'node2', raft: ':12002', grpc: ':13002', http: ':14002', advertise: 'host2:12002',
     peers: 'node1,node3', data: 'data2', mount: '/mnt/dfs2', cache: '/mnt/hostfs2',
-    maxMessageBytes: '1MiB', tickMilliseconds: '50', snapshotEntries: '500', logLevel: 'debug',
+    maxMessageBytes: '1MiB', tickMilliseconds: '50', snapshotEntries: '500', watchRetention: '5000', logLevel: 'debug',
   };
   for (const key of settingKeys.filter((candidate) => !settings[candidate].isSwitch)) {
     const flag = settings[key].flag;

@@ -12,7 +12,7 @@ const text = helpText();
 const flattened = text.replace(/\s+/g, ' ');
 
 t.test('every setting appears with flag, environment variable, YAML key, default and meaning', async (t) => {
-  t.equal(settingKeys.length, 14, 'fourteen settings');
+  t.equal(settingKeys.length, 15, 'fifteen settings');
   for (const key of settingKeys) {
     const setting = settings[key];
     t.match(text, new RegExp(`^  -${setting.flag}[ \\[]`, 'm'), `${key}: the flag starts its entry`);
@@ -27,7 +27,7 @@ t.test('the defaults shown are the documented ones', async (t) => {
     'default node1', 'default :12000', 'default :13000', 'default :14000', 'default data', 'default none',
     'default /mnt/dfs', 'default /mnt/hostfs', 'default true', 'default 64MiB', 'default info',
     // A space after the number, so that "default 100" is not found inside "default 10000".
-    'default 100 ', 'default 10000 ',
+    'default 100 ', 'default 10000 ', 'default 100000 ',
     'default the raft address, with the node id as host',
   ]) {
     t.ok(flattened.includes(fragment), fragment);

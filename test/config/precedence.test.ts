@@ -86,6 +86,11 @@ const cases: Record<SettingKey, LayerValues> = {
     expected: [10000, 500, 20000, 1],
     project: (config) => config.snapshotEveryEntries,
   },
+  watchRetention: {
+    yaml: '5000', environment: '250000', flag: '1',
+    expected: [100000, 5000, 250000, 1],
+    project: (config) => config.watchRetainedChanges,
+  },
   logLevel: {
     yaml: 'debug', environment: 'WARN', flag: 'error',
     expected: ['info', 'debug', 'warn', 'error'],
@@ -97,13 +102,14 @@ const environmentVariables: Record<SettingKey, string> = {
   id: 'DFS_ID', raft: 'DFS_RAFT', grpc: 'DFS_GRPC', http: 'DFS_HTTP', advertise: 'DFS_ADVERTISE',
   peers: 'DFS_PEERS', data: 'DFS_DATA', mount: 'DFS_MOUNT', cache: 'DFS_CACHE', fuse: 'DFS_FUSE',
   maxMessageBytes: 'DFS_MAX_MESSAGE_BYTES', tickMilliseconds: 'DFS_TICK_MILLISECONDS',
-  snapshotEntries: 'DFS_SNAPSHOT_ENTRIES', logLevel: 'DFS_LOG_LEVEL',
+  snapshotEntries: 'DFS_SNAPSHOT_ENTRIES', watchRetention: 'DFS_WATCH_RETENTION', logLevel: 'DFS_LOG_LEVEL',
 };
 
 const flags: Record<SettingKey, string> = {
   id: '-id', raft: '-raft', grpc: '-grpc', http: '-http', advertise: '-advertise', peers: '-peers',
   data: '-data', mount: '-mount', cache: '-cache', fuse: '-fuse', maxMessageBytes: '-max-message-bytes',
-  tickMilliseconds: '-tick-milliseconds', snapshotEntries: '-snapshot-entries', logLevel: '-log-level',
+  tickMilliseconds: '-tick-milliseconds', snapshotEntries: '-snapshot-entries', watchRetention: '-watch-retention',
+  logLevel: '-log-level',
 };
 
 t.same([...settingKeys].sort(), Object.keys(cases).sort(), 'the table covers every setting');
@@ -162,7 +168,7 @@ t.test('a file named by -config beats one named by DFS_CONFIG, which beats dfs.y
 t.test('settings from different layers combine', async (t) => {
   const config = loadValid(t, {
     files: defaultFile('id: node3\npeers:\n  - node1\n  - node2\nfuse: false\ntickMilliseconds: 50\n'),
-    env: { DFS_RAFT: ':12003', DFS_LOG_LEVEL: 'debug', DFS_SNAPSHOT_ENTRIES: '500' },
+    env: { DFS_RAFT: ':12003', DFS_LOG_LEVEL: 'debug', DFS_SNAPSHOT_ENTRIES: '500', DFS_WATCH_RETENTION: '2000' },
     argv: ['--grpc', ':13003', '-data=/var/lib/dfs3'],
   });
   t.equal(config.nodeId, 'node3');
@@ -174,11 +180,12 @@ t.test('settings from different layers combine', async (t) => {
   t.equal(config.dataFolder, '/var/lib/dfs3');
   t.equal(config.tickMilliseconds, 50);
   t.equal(config.snapshotEveryEntries, 500);
+  t.equal(config.watchRetainedChanges, 2000);
   t.equal(formatAddress(config.advertiseAddress), 'node3:12003', 'advertise follows the combined id and raft port');
   t.same(config.sources, {
     id: 'file', raft: 'environment', grpc: 'flag', http: 'default', advertise: 'default', peers: 'file',
     data: 'flag', mount: 'default', cache: 'default', fuse: 'file', maxMessageBytes: 'default',
-    tickMilliseconds: 'file', snapshotEntries: 'environment', logLevel: 'environment',
+    tickMilliseconds: 'file', snapshotEntries: 'environment', watchRetention: 'environment', logLevel: 'environment',
   });
 });
 

@@ -177,6 +177,32 @@ t.test('snapshot entries', async (t) => {
   t.equal(loadValid(t, { files: defaultFile('snapshotEntries: 500\n') }).snapshotEveryEntries, 500, 'a YAML integer');
 });
 
+t.test('watch retention', async (t) => {
+  const unreadable = /must be a whole number of changes, without a unit, e\.g\. "100000"/;
+  const outOfRange = /must be from 1 to 100000000 changes/;
+  const rejections: Rejection[] = [
+    ['0', outOfRange], ['-1', outOfRange], ['-100000', outOfRange], ['100000001', outOfRange], ['99999999999999999999', outOfRange],
+    ['1.5', unreadable], ['100000.0', unreadable], ['1e5', unreadable], ['100k', unreadable], ['100,000', unreadable],
+    ['100000 changes', unreadable], ['', unreadable], ['all', unreadable],
+  ];
+  for (const [text, rule] of rejections) {
+    expectRejectedEverywhere(t, 'watchRetention', 'watch-retention', 'DFS_WATCH_RETENTION', text, rule);
+  }
+  expectOneError(t, { files: defaultFile('watchRetention: 2.5\n') }, 'watchRetention', unreadable);
+  expectOneError(t, { files: defaultFile('watchRetention: true\n') }, 'watchRetention', unreadable);
+  expectOneError(t, { files: defaultFile('watchRetention:\n') }, 'watchRetention', unreadable);
+  expectOneError(t, { files: defaultFile('watchRetention: [5]\n') }, 'watchRetention', unreadable);
+  expectOneError(t, { files: defaultFile('watchRetention: 0\n') }, 'watchRetention', outOfRange);
+  expectOneError(t, { files: defaultFile('watchRetention: -5\n') }, 'watchRetention', outOfRange);
+  expectOneError(t, { files: defaultFile('watchRetention: 1000000000\n') }, 'watchRetention', outOfRange);
+  const accepted: Array<[string, number]> = [['1', 1], ['100000000', 100_000_000], ['100000', 100_000], [' 42 ', 42], ['+7', 7]];
+  for (const [text, changes] of accepted) {
+    t.equal(loadValid(t, { argv: ['-watch-retention', text] }).watchRetainedChanges, changes, `${JSON.stringify(text)} is ${changes}`);
+  }
+  t.equal(loadValid(t, { files: defaultFile('watchRetention: 500\n') }).watchRetainedChanges, 500, 'a YAML integer');
+  t.equal(loadValid(t, {}).watchRetainedChanges, 100_000, 'the default');
+});
+
 t.test('log level', async (t) => {
   const rule = /must be one of trace, debug, info, warn, error, fatal, silent/;
   for (const text of ['verbose', '', 'warning']) {
