@@ -35,10 +35,10 @@
 // each key — a put, a delete, an explicit folder made or removed; a rename is the deletes of the
 // old keys and the puts of the new ones, a deleteFolder one delete per file and folder — under its
 // entry's index, in the same transaction, so the log is exactly as durable as the state. The log
-// keeps the newest `retainedChanges` changes (default 100,000; the node setting -watch-retention), dropping whole versions, oldest
-// first, in the applying transaction; one version is never split, so a single command that
-// changes more keys than that is kept whole until a later one pushes it out. A snapshot restore
-// starts a new, empty log after the snapshot's index.
+// keeps the newest `retainedChanges` changes (default 100,000; the node setting -watch-retention),
+// dropping whole versions, oldest first, in the applying transaction; one version is never split,
+// so a single command that changes more keys than that is kept whole until a later one pushes it
+// out. A snapshot restore starts a new, empty log after the snapshot's index.
 //
 // File bytes. The sum of the files' sizes (layout.ts "File bytes") moves with every file written,
 // overwritten, deleted or replaced by a rename, and is written with the applied index at the end of
