@@ -7,6 +7,7 @@ import type { StoreEvent, StoreReport, StoreRequest } from '../src/actors/protoc
 import { StoreActor } from '../src/actors/store-actor.js';
 import { reportFatal, workerContext } from '../src/actors/worker-runtime.js';
 import { StateMachine } from '../src/store/state-machine.js';
+import { stateMachineOptions } from '../src/supervisor/settings.js';
 
 const context = workerContext();
 const { settings, logger } = context;
@@ -15,7 +16,7 @@ function main(): void {
   let machine: StateMachine;
   const folder = join(settings.dataFolder, 'state');
   try {
-    machine = StateMachine.open(folder);
+    machine = StateMachine.open(folder, stateMachineOptions(settings));
   } catch (error) {
     reportFatal(context, `cannot open the state store in ${folder}: ${error instanceof Error ? error.message : String(error)}`);
     return;
