@@ -1,5 +1,6 @@
-// The node's HTTP port (-http): /metrics for Prometheus, /healthz (the process answers) and
-// /readyz (a member of a cluster with a known leader, caught up). It lives in the gRPC worker's
+// The node's HTTP port (-http): /metrics for Prometheus, /healthz (the process answers),
+// /readyz (a member of a cluster with a known leader, caught up), and the status page: / (one
+// self-contained HTML page) and /api/status (its JSON, the page's only data source). It lives in the gRPC worker's
 // event loop, so every request is small and bounded: no request body is read (GET and HEAD
 // only), headers and idle connections time out, connections are capped, and concurrent scrapes
 // share one refresh of the figures.
@@ -8,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Address } from '../config/address.js';
+import { statusPageContentSecurityPolicy, statusPageHtml } from './status-page.js';
 
 /** The answer of /readyz: ready, or why not (one short sentence). */
 export type Readiness = { readonly ready: true; readonly detail: string } | { readonly ready: false; readonly reason: string };
@@ -18,6 +20,12 @@ export interface MetricsServerOptions {
   /** The Prometheus text and its content type; called once per scrape (concurrent scrapes share it). */
   readonly metrics: () => Promise<{ readonly body: string; readonly contentType: string }>;
   readonly readiness: () => Promise<Readiness>;
+  /**
+   * The JSON of /api/status (a StatusReport from cluster-timeline.ts): the last sample, kept
+   * ready, so that answering costs no call to another actor. Without it, / and /api/status are
+   * not served.
+   */
+  readonly status?: () => unknown;
   /** Connections served at once; default 64. */
   readonly maxConnections?: number;
 }
@@ -48,6 +56,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const host = options.address.host === '' ? '0.0.0.0' : options.address.host;
   const shown = `${host.includes(':') ? `[${host}]` : host}:${options.address.port}`;
   let scrape: Promise<{ body: string; contentType: string }> | null = null;
+  const status = options.status;
+  const routes = new Set(status === undefined ? ['/metrics', '/healthz', '/readyz'] : ['/', '/api/status', '/metrics', '/healthz', '/readyz']);
+  const routeList = `${status === undefined ? '' : '/ (the status page), /api/status, '}/metrics, /healthz or /readyz`;
 
   const sharedScrape = (): Promise<{ body: string; contentType: string }> => {
     scrape ??= options.metrics().finally(() => {
@@ -59,9 +70,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     // GET and HEAD carry no body worth reading; whatever a client sends is discarded, not kept.
     request.resume();
-    const path = (request.url ?? '/').split('?')[0];
-    const known = path === '/metrics' || path === '/healthz' || path === '/readyz';
-    if (!known) return answer(response, 404, 'text/plain; charset=utf-8', `not found: ${path === undefined ? '' : path.slice(0, 200)} (try /metrics, /healthz or /readyz)\n`);
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    if (!routes.has(path)) return answer(response, 404, 'text/plain; charset=utf-8', `not found: ${path.slice(0, 200)} (try ${routeList})\n`);
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.setHeader('Allow', 'GET, HEAD');
       return answer(response, 405, 'text/plain; charset=utf-8', `method ${request.method ?? ''} not allowed: use GET or HEAD\n`);
@@ -78,7 +88,15 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         const { body, contentType } = await sharedScrape();
         return answer(response, 200, contentType, body);
       }
+      case '/':
+        if (status === undefined) break;
+        return answer(response, 200, 'text/html; charset=utf-8', statusPageHtml, { 'Content-Security-Policy': statusPageContentSecurityPolicy, 'X-Content-Type-Options': 'nosniff' });
+      case '/api/status':
+        if (status === undefined) break;
+        return answer(response, 200, 'application/json; charset=utf-8', `${JSON.stringify(status())}\n`, { 'X-Content-Type-Options': 'nosniff' });
     }
+    // Not reached (routes holds the paths handled above); answered anyway, never left hanging.
+    return answer(response, 404, 'text/plain; charset=utf-8', `not found: ${path.slice(0, 200)} (try ${routeList})\n`);
   };
 
   const server: Server = createServer({ requestTimeout: requestTimeoutMilliseconds, headersTimeout: 5_000, keepAliveTimeout: 5_000 }, (request, response) => {
@@ -117,8 +135,8 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   };
 }
 
-function answer(response: ServerResponse, statusCode: number, contentType: string, body: string): void {
-  response.writeHead(statusCode, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
+function answer(response: ServerResponse, statusCode: number, contentType: string, body: string, headers: Readonly<Record<string, string>> = {}): void {
+  response.writeHead(statusCode, { ...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
   // HEAD: the headers only (node leaves the body out itself, but say so).
   response.end(response.req.method === 'HEAD' ? undefined : body);
 }
