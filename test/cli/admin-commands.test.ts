@@ -1,7 +1,8 @@
 // transfer-leader, snapshot and watch against fake clients. Goal: the commands call the client
-// with the right arguments and print a line or JSON; transfer-leader goes to the leader, does
-// nothing when the target already leads, and says so when no leader is known. Method: each
-// command's run() with a hand-made context whose client() returns a fake; output recorded.
+// with the right arguments and print a line or JSON; transfer-leader goes to the node asked (a
+// follower sends it on to the leader), does nothing when the target already leads, and says so
+// when no leader is known. Method: each command's run() with a hand-made context whose client()
+// returns a fake; output recorded.
 
 import t from 'tap';
 import { parseArgs } from '../../src/cli/args.js';
@@ -48,6 +49,20 @@ t.test('transfer-leader asks the leader, and does nothing when the target alread
   t.same(calls, ['node2', undefined], 'no call when the target leads already');
   const leaderless = { status: async () => ({ nodeId: 'node1', leaderId: '', leaderAddress: '' }), transferLeadership: async () => ({ leaderId: '' }) };
   await t.rejects(runCommand(transferLeader, ['node2'], leaderless), { exitCode: exitCodes.failed, message: /no leader is known/ });
+});
+
+t.test('transfer-leader given only a follower asks that follower, which sends it on to the leader', async (t) => {
+  const calls: Array<string | undefined> = [];
+  const follower = {
+    status: async () => ({ nodeId: 'node2', leaderId: 'node1', leaderAddress: '127.0.0.1:12001' }),
+    transferLeadership: async (to?: string) => {
+      calls.push(to);
+      return { leaderId: to ?? 'node3' };
+    },
+  };
+  t.equal(await runCommand(transferLeader, ['node2'], follower), 'leadership moved from node1 to node2\n');
+  t.same(JSON.parse(await runCommand(transferLeader, ['--json'], follower)), { leaderId: 'node3', moved: true });
+  t.same(calls, ['node2', undefined], 'the follower was asked, with and without a target');
 });
 
 t.test('snapshot prints its index and size', async (t) => {

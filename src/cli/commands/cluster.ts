@@ -1,5 +1,5 @@
 // Cluster commands: status (every endpoint asked at once, one table), members list|add|remove,
-// transfer-leader (sent to the leader, found among the endpoints) and snapshot.
+// transfer-leader (any node sends it on to the leader) and snapshot.
 
 import type { ClusterMember, ClusterStatus, DfsClient } from '../../client/client.js';
 import { DfsClient as GrpcDfsClient } from '../../client/client.js';
@@ -153,7 +153,7 @@ export const transferLeader: Command = {
   usage: 'dfsctl transfer-leader [ID]',
   summary: 'hand leadership to member ID (or the most caught-up one)',
   description:
-    'Asks the leader to hand over leadership to ID, or to the voter that is most caught up when no ID is given; returns once the new leader leads. Only the leader can do it, so the leader must be among --endpoints.\n\nExample:\n  dfsctl transfer-leader node2',
+    'Asks the leader to hand over leadership to ID, or to the voter that is most caught up when no ID is given; returns once the new leader leads. Any member can be asked: a follower sends the request on to the leader.\n\nExample:\n  dfsctl transfer-leader node2',
   options: [],
   async run(context) {
     const [to] = expectPositionals(context.args, 0, 1, this.usage);
@@ -165,22 +165,12 @@ export const transferLeader: Command = {
       else printLines(context, [`${to} already leads`]);
       return;
     }
-    const leader = view.nodeId === view.leaderId ? first : await findLeader(context, view.leaderId, view.leaderAddress);
-    const result = await leader.transferLeadership(to);
+    // Any node will do: a follower sends the request on to the leader and answers once it leads.
+    const result = await first.transferLeadership(to);
     if (context.json) printJson(context, { leaderId: result.leaderId, moved: true });
     else printLines(context, [`leadership moved from ${view.leaderId} to ${result.leaderId}`]);
   },
 };
-
-/** The client of the endpoint that is the leader `leaderId`. */
-async function findLeader(context: CommandContext, leaderId: string, leaderAddress: string): Promise<LeaderClient> {
-  const probes = await probeAll(context.endpoints, (endpoint) => new GrpcDfsClient(endpoint), (client) => client.status({ timeoutMilliseconds: probeTimeoutMilliseconds }));
-  const found = probes.find((probe) => 'status' in probe && probe.status.nodeId === leaderId);
-  if (found === undefined) {
-    throw new CliError(exitCodes.failed, `the leader ${leaderId} (raft ${leaderAddress || 'address unknown'}) is not among the endpoints`, "only the leader can hand leadership over: add its gRPC address to --endpoints (or DFS_ENDPOINTS)");
-  }
-  return new GrpcDfsClient(found.endpoint);
-}
 
 export const snapshot: Command = {
   name: 'snapshot',
