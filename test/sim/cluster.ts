@@ -563,13 +563,18 @@ export class SimulatedCluster {
     return result;
   }
 
-  transferLeadership(to: NodeId): void {
-    const leader = this.leader();
-    if (leader === null) return;
-    const node = this.node(leader);
+  /**
+   * Asks `via` (the leader by default; a follower sends the request on to the leader it knows)
+   * to hand leadership to `to`.
+   */
+  transferLeadership(to: NodeId, via: NodeId | null = null): void {
+    const asked = via ?? this.leader();
+    if (asked === null) return;
+    const node = this.node(asked);
+    if (node.raft === null) return;
     const result = this.raftOf(node).transferLeadership(to);
     this.drain(node);
-    this.record(`${leader} transfers leadership to ${to}: ${describeResult(result)}`);
+    this.record(`${asked} ${via === null ? 'transfers' : 'is asked to transfer'} leadership to ${to}: ${describeResult(result)}`);
     if (result.ok) this.stats.transfers++;
   }
 
@@ -626,7 +631,9 @@ export class SimulatedCluster {
       const leader = this.leader();
       const voters = this.committedConfig.voters.filter((id) => id !== leader);
       const to = this.pick(voters);
-      if (to !== undefined) this.transferLeadership(to);
+      // Every other transfer is asked of the target itself, a follower, which forwards it (no
+      // extra draw from the seeded generator, so the other faults of a seed stay where they were).
+      if (to !== undefined) this.transferLeadership(to, this.stats.transfers % 2 === 1 ? to : null);
     }
     this.runStorm();
     this.runLeaderDisruptions();
