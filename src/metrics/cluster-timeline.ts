@@ -120,8 +120,14 @@ export interface Rates {
   readonly errorsPerSecond: number;
   readonly byMethodPerSecond: Readonly<Record<string, number>>;
   readonly proposalsPerSecond: number;
-  /** How fast the stored bytes (logical when known, else the state store's disk bytes) change; may be negative. */
+  /** How fast the files' total size changes (null when the store does not report it); may be negative. */
   readonly storedBytesPerSecond: number | null;
+  /**
+   * How fast the state store's data file grows: moves during a big upload, whose size counts in
+   * the logical total only once the whole file is committed. LMDB reuses freed pages, so 0 once
+   * space has been freed before.
+   */
+  readonly diskBytesPerSecond: number | null;
 }
 
 /** The JSON of GET /api/status. */
@@ -174,7 +180,8 @@ interface RateSample {
   readonly at: number;
   readonly requests: RequestCounts;
   readonly proposalsCommitted: number;
-  readonly storedBytes: number | null;
+  readonly logicalBytes: number | null;
+  readonly diskBytes: number | null;
 }
 
 const maxRateSamples = 128;
@@ -208,7 +215,8 @@ export class ClusterTimeline {
       at: nowMilliseconds,
       requests: sample.requests,
       proposalsCommitted: sample.proposalsCommitted,
-      storedBytes: sample.store.logicalBytes ?? sample.store.diskBytes,
+      logicalBytes: sample.store.logicalBytes,
+      diskBytes: sample.store.diskBytes,
     });
     // Keep the newest sample older than the window too, so the rates cover the whole window.
     while (this.samples.length > 2 && (this.samples[1]?.at ?? nowMilliseconds) <= nowMilliseconds - this.rateWindowMilliseconds) this.samples.shift();
@@ -282,7 +290,8 @@ export class ClusterTimeline {
       errorsPerSecond: per(last.requests.errors, first.requests.errors),
       byMethodPerSecond,
       proposalsPerSecond: per(last.proposalsCommitted, first.proposalsCommitted),
-      storedBytesPerSecond: last.storedBytes === null || first.storedBytes === null ? null : (last.storedBytes - first.storedBytes) / seconds,
+      storedBytesPerSecond: last.logicalBytes === null || first.logicalBytes === null ? null : (last.logicalBytes - first.logicalBytes) / seconds,
+      diskBytesPerSecond: last.diskBytes === null || first.diskBytes === null ? null : (last.diskBytes - first.diskBytes) / seconds,
     };
   }
 

@@ -21,9 +21,8 @@ export interface MetricsServerOptions {
   readonly metrics: () => Promise<{ readonly body: string; readonly contentType: string }>;
   readonly readiness: () => Promise<Readiness>;
   /**
-   * The JSON of /api/status (a StatusReport from cluster-timeline.ts): the last sample, kept
-   * ready, so that answering costs no call to another actor. Without it, / and /api/status are
-   * not served.
+   * The JSON of /api/status (a StatusReport from cluster-timeline.ts), from the sampler's last
+   * sample (concurrent requests share one sample). Without it, / and /api/status are not served.
    */
   readonly status?: () => unknown;
   /** Connections served at once; default 64. */
@@ -93,7 +92,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
         return answer(response, 200, 'text/html; charset=utf-8', statusPageHtml, { 'Content-Security-Policy': statusPageContentSecurityPolicy, 'X-Content-Type-Options': 'nosniff' });
       case '/api/status':
         if (status === undefined) break;
-        return answer(response, 200, 'application/json; charset=utf-8', `${JSON.stringify(status())}\n`, { 'X-Content-Type-Options': 'nosniff' });
+        return answer(response, 200, 'application/json; charset=utf-8', `${JSON.stringify(await status())}\n`, { 'X-Content-Type-Options': 'nosniff' });
     }
     // Not reached (routes holds the paths handled above); answered anyway, never left hanging.
     return answer(response, 404, 'text/plain; charset=utf-8', `not found: ${path.slice(0, 200)} (try ${routeList})\n`);

@@ -189,7 +189,8 @@ export const statusPageHtml = `<!doctype html>
     text('request-rate', rates ? rate(rates.requestsPerSecond) : '–');
     text('request-detail', rates ? rate(rates.readsPerSecond) + ' reads · ' + rate(rates.writesPerSecond) + ' writes · ' + rate(rates.errorsPerSecond) + ' errors' : 'measuring…');
     text('proposal-rate', rates ? rate(rates.proposalsPerSecond) : '–');
-    text('bytes-rate', rates && rates.storedBytesPerSecond !== null ? 'stored bytes ' + (rates.storedBytesPerSecond >= 0 ? '+' : '') + bytes(rates.storedBytesPerSecond) + '/s' : '–');
+    var growth = function (label, value) { return value === null || value === undefined ? null : label + ' ' + (value >= 0 ? '+' : '') + bytes(value) + '/s'; };
+    text('bytes-rate', rates ? [growth('stored: files', rates.storedBytesPerSecond), growth('disk', rates.diskBytesPerSecond)].filter(Boolean).join(' · ') || '–' : '–');
 
     if (!cluster) text('lag-source', 'the Raft status is not available');
     else if (cluster.fromLeader) text('lag-source', 'match index and lag as the leader ' + cluster.seenBy + ' reports them' + (cluster.seenBy === status.nodeId ? ' (this node)' : ''));

@@ -26,6 +26,12 @@ export interface StatusSamplerOptions {
 export interface StatusSampler {
   /** Takes one sample now (also what the timer does); resolves when it is observed. */
   sample(): Promise<void>;
+  /**
+   * Resolves once the last sample is at most `maxAgeMilliseconds` old, taking one if needed
+   * (shared with any sample under way): what /api/status waits for, so that a page sees a
+   * change within its own refresh interval rather than one plus the timer's.
+   */
+  fresh(maxAgeMilliseconds: number): Promise<void>;
   stop(): void;
 }
 
@@ -35,8 +41,10 @@ export function startStatusSampler(options: StatusSamplerOptions): StatusSampler
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   let running: Promise<void> | null = null;
+  let sampledAt = Number.NEGATIVE_INFINITY;
 
   const takeSample = async (): Promise<void> => {
+    const startedAt = now();
     const problems: string[] = [];
     const reason = (error: unknown): string => (error instanceof Error ? error.message : String(error));
     const [own, cluster, disk] = await Promise.allSettled([options.own(), options.cluster(), stat(options.stateDataFile)]);
@@ -58,6 +66,7 @@ export function startStatusSampler(options: StatusSamplerOptions): StatusSampler
       store: { files, logicalBytes, diskBytes: disk.status === 'fulfilled' ? disk.value.blocks * 512 : null },
       problems,
     });
+    sampledAt = startedAt;
   };
 
   const sample = (): Promise<void> => {
@@ -79,6 +88,7 @@ export function startStatusSampler(options: StatusSamplerOptions): StatusSampler
 
   return {
     sample,
+    fresh: (maxAgeMilliseconds) => (now() - sampledAt <= maxAgeMilliseconds ? Promise.resolve() : sample().catch(() => undefined)),
     stop: () => {
       stopped = true;
       if (timer !== null) clearTimeout(timer);

@@ -171,7 +171,8 @@ t.test('rates over the window: requests split by kind, errors, proposals, stored
   t.equal(rates?.errorsPerSecond, 2, 'non-OK statuses are errors');
   t.same(rates?.byMethodPerSecond, { Put: 10, Get: 5, Status: 0.5 });
   t.equal(rates?.proposalsPerSecond, 9, 'committed proposals only');
-  t.equal(rates?.storedBytesPerSecond, 2000, 'disk bytes when the logical total is unknown');
+  t.equal(rates?.storedBytesPerSecond, null, 'no logical rate when the store does not report the total');
+  t.equal(rates?.diskBytesPerSecond, 2000, 'the data file\'s growth');
   t.same(timeline.report().requests, { total: 31, reads: 10, writes: 20, errors: 4, byMethod: { Put: 20, Get: 10, Status: 1 } }, 'the totals too');
 
   // Samples older than the window fall out (the newest one before it is kept as its start).
@@ -180,13 +181,14 @@ t.test('rates over the window: requests split by kind, errors, proposals, stored
   t.ok(later !== null && later.windowSeconds >= 10 && later.windowSeconds < 11, `the rates cover the last ~10 s (${later?.windowSeconds} s)`);
   t.equal(later?.requestsPerSecond, 0, 'no calls in the window');
   t.same(later?.byMethodPerSecond, {}, 'idle methods are left out');
-  t.equal(later?.storedBytesPerSecond, 0);
+  t.equal(later?.diskBytesPerSecond, 0);
 
-  // With a logical total the rate follows it, not the disk.
+  // With a logical total: both rates.
   const logical = new ClusterTimeline({ nodeId: 'node1', startedAtUnixMilliseconds: start });
   logical.observe(start, sample(status(), { store: { files: 1, logicalBytes: 100, diskBytes: 5000 } }));
   logical.observe(start + 4000, sample(status(), { store: { files: 2, logicalBytes: 4100, diskBytes: 1_000_000 } }));
-  t.equal(logical.report().rates?.storedBytesPerSecond, 1000, 'logical bytes when known');
+  t.equal(logical.report().rates?.storedBytesPerSecond, 1000, 'logical bytes per second');
+  t.equal(logical.report().rates?.diskBytesPerSecond, 248_750, 'disk bytes per second');
 });
 
 t.test('a sample without a status keeps the last known figures out and says why', async (t) => {
