@@ -338,3 +338,13 @@ t.test('ClusterBackend.transferLeader on a follower: returns once the leader cha
   t.ok(error instanceof DfsError && error.code === 'Timeout', 'b never takes over: Timeout');
   t.match(String((error as Error).message), /leadership did not move to b within \d+ ms: this node sent the request on to a/);
 });
+
+t.test('the Raft actor: handOver (graceful shutdown) hands leadership to a caught-up voter', async (t) => {
+  const { nodes } = startCluster(t);
+  const leader = await leaderOf(nodes);
+  const to = await leader.actor.handOver(2000);
+  t.ok(to !== null && to !== leader.id, `handed over to ${String(to)}`);
+  await waitFor('the others follow it', () => nodes.every((node) => node.actor.status().leader === to));
+  const follower = nodes.find((node) => node.id !== to);
+  t.equal(await follower?.actor.handOver(100), null, 'a follower has nothing to hand over');
+});
