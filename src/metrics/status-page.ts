@@ -90,7 +90,7 @@ export const statusPageHtml = `<!doctype html>
     <div class="card"><div class="label">Files</div><div class="value" data-testid="files-count">–</div><div class="detail" data-testid="files-detail">in the namespace</div></div>
     <div class="card"><div class="label" data-testid="bytes-label">Bytes stored</div><div class="value" data-testid="bytes-stored">–</div><div class="detail" data-testid="bytes-detail">–</div></div>
     <div class="card"><div class="label">Requests / s</div><div class="value" data-testid="request-rate">–</div><div class="detail" data-testid="request-detail">–</div></div>
-    <div class="card"><div class="label">Proposals / s</div><div class="value" data-testid="proposal-rate">–</div><div class="detail" data-testid="bytes-rate">–</div></div>
+    <div class="card"><div class="label">Proposals / s · this node</div><div class="value" data-testid="proposal-rate">–</div><div class="detail" data-testid="bytes-rate">–</div></div>
   </div>
   <div class="columns">
     <div>
