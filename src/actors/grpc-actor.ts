@@ -10,6 +10,7 @@
 //   and become visible at once with a final commitFile entry; memory stays bounded by the number
 //   of chunks in flight.
 
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import type {
   AddPeerRequest,
@@ -485,6 +486,9 @@ export class ClusterBackend implements FileBackend {
     const inFlight = new Set<Promise<number>>();
     let sizeBytes = 0;
     let failure: unknown = null;
+    // Each chunk in flight listens for the call's cancellation: as many listeners as chunks in
+    // flight (bounded), not a leak; without this Node warns at 11.
+    setMaxListeners(this.options.maxChunksInFlight + 16, context.signal);
     const send = async (chunk: Uint8Array): Promise<void> => {
       hashes.push(this.options.state.chunkHash(chunk));
       sizeBytes += chunk.byteLength;

@@ -50,3 +50,40 @@ t.test('a full table of waiting calls refuses a write without proposing it', asy
   backend.close();
   await Promise.allSettled(waiting);
 });
+
+t.test('a large upload with every chunk in flight adds no listener-leak warning', async (t) => {
+  // Each chunk in flight listens for the call's cancellation; 32 of them are expected, and Node
+  // would warn (MaxListenersExceededWarning, seen in a node's log during `dfsctl cp`) at 11.
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error): void => {
+    warnings.push(warning);
+  };
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const sent: RaftRequest[] = [];
+  const backend = new ClusterBackend({
+    nodeId: 'node1',
+    state,
+    toRaft: (request) => sent.push(request),
+    logger: pino({ level: 'silent' }),
+    requestTimeoutMilliseconds: 60_000,
+    chunkSizeBytes: 1024,
+    maxChunksInFlight: 32,
+    maxPendingRequests: 4096,
+  });
+  const controller = new AbortController();
+  const context = { signal: controller.signal, deadlineUnixMilliseconds: Number.POSITIVE_INFINITY };
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    for (let index = 0; index < 40; index++) yield new Uint8Array(1024);
+  }
+  const upload = backend.putChunked('big', chunks(), { modeBits: 0o644, modifiedMilliseconds: 0 }, context);
+  upload.catch(() => undefined);
+  while (sent.length < 32) await new Promise((resolve) => setImmediate(resolve));
+  // Warnings are emitted on the next tick.
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(sent.length, 32, '32 chunks are in flight, and no more');
+  controller.abort();
+  await upload.then(() => t.fail('the cancelled upload succeeded'), () => undefined);
+  t.same(warnings.map((warning) => warning.name), [], 'no warning was emitted');
+  backend.close();
+});
