@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // `npm run cluster`: three dfs nodes on 127.0.0.1 for trying dfs out on one machine. Node N
-// listens for peers on 1200N and for gRPC on 1300N, keeps its data in ./cluster-data/nodeN,
-// mounts the namespace read-only at ./cluster-data/nodeN-mount and replicates what is written into
-// ./cluster-data/nodeN-cache, and lists the other two as peers (they form one cluster on first
-// start and restart from their data afterwards). Their logs are shown together, one line per
-// event; Ctrl-C stops all three gracefully. Where FUSE cannot run, each node says why in one line
-// and goes on without its mount (the cache folders still work); DFS_CLUSTER_FUSE=false turns both
-// off.
+// listens for peers on 1200N, for gRPC on 1300N and for HTTP (status page, metrics) on 1400N,
+// keeps its data in ./cluster-data/nodeN, mounts the namespace read-only at
+// ./cluster-data/nodeN-mount and replicates what is written into ./cluster-data/nodeN-cache, and
+// lists the other two as peers (they form one cluster on first start and restart from their data
+// afterwards). Their logs are shown together, one line per event; Ctrl-C stops all three
+// gracefully. Where FUSE cannot run, each node says why in one line and goes on without its mount
+// (the cache folders still work); DFS_CLUSTER_FUSE=false turns both off.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -60,8 +60,10 @@ for (let index = 1; index <= nodeCount; index++) {
 
 process.stdout.write(
   `dfs: 3 nodes starting on 127.0.0.1 — gRPC on 13001, 13002, 13003; data in ${dataRoot}\n` +
+    `     status pages: http://127.0.0.1:14001/, http://127.0.0.1:14002/, http://127.0.0.1:14003/ (Prometheus metrics under /metrics)\n` +
     (fuse ? `     write files into ${join(dataRoot, 'node1-cache')}, read them under ${join(dataRoot, 'node3-mount')}\n` : '') +
     `     try: grpcurl -plaintext -d '{"key":"foo","data":"YmFy"}' localhost:13001 dfs.FileService/Put\n` +
+    `     or:  DFS_ENDPOINTS=127.0.0.1:13001,127.0.0.1:13002,127.0.0.1:13003 node dist/src/cli/dfsctl.js status\n` +
     `     Ctrl-C stops the cluster.\n`,
 );
 
