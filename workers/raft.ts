@@ -67,6 +67,9 @@ async function main(): Promise<void> {
           context.control.send({ type: 'handedOver', to });
         });
         return;
+      case 'fuseMetrics':
+        // For the gRPC actor only (it serves /metrics); the supervisor never sends it here.
+        return;
       case 'stop':
         actor.stop();
         void transport

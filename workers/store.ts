@@ -36,6 +36,9 @@ function main(): void {
       case 'handOver':
         context.control.send({ type: 'handedOver', to: null });
         return;
+      case 'fuseMetrics':
+        // For the gRPC actor only (it serves /metrics); the supervisor never sends it here.
+        return;
       case 'stop':
         void actor
           .idle()

@@ -219,6 +219,15 @@ export class CacheWatcher {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Paths waiting to be replicated, for /metrics: `queued` = changed and not looked at yet, or
+   * files waiting to settle (or for an upload slot); `inFlight` = files being uploaded now. A path
+   * that changed again while it waited or was uploaded may count twice. Costs two set sizes.
+   */
+  get queueLength(): { readonly queued: number; readonly inFlight: number } {
+    return { queued: this.dirty.size + this.pending.size, inFlight: this.inFlight.size };
+  }
+
   /** Paths reported as not replicated, with why. */
   problems(): ReadonlyMap<string, string> {
     return this.reported;

@@ -56,7 +56,83 @@ export function isRestartable(reason: FuseExitReason): boolean {
 /** Sent over the IPC channel, when there is one. */
 export type FuseProcessMessage =
   | { readonly type: 'mounted'; readonly mountPoint: string; readonly options: readonly string[] }
-  | { readonly type: 'unmounted'; readonly mountPoint: string };
+  | { readonly type: 'unmounted'; readonly mountPoint: string }
+  /** What the mount answered so far (about once a second, only after something changed). */
+  | { readonly type: 'operationMetrics'; readonly report: FuseOperationsReport };
+
+/**
+ * The FUSE callbacks the mount implements, as fuse-native names them: the `op` label of
+ * dfs_fuse_operations_total and dfs_fuse_operation_duration_seconds. libfuse 2's high-level API has
+ * no lookup: the kernel's LOOKUP of a name arrives as a getattr (so a missing name is a getattr
+ * answered ENOENT). The write operations are answered EROFS.
+ */
+export const fuseOperationNames = [
+  'getattr',
+  'fgetattr',
+  'readdir',
+  'open',
+  'read',
+  'release',
+  'statfs',
+  'write',
+  'create',
+  'truncate',
+  'ftruncate',
+  'unlink',
+  'rename',
+  'link',
+  'symlink',
+  'mkdir',
+  'rmdir',
+  'mknod',
+  'chmod',
+  'chown',
+  'utimens',
+  'setxattr',
+  'removexattr',
+] as const;
+
+export type FuseOperationName = (typeof fuseOperationNames)[number];
+
+/**
+ * The `result` label: ok, or the errno the operation answered. The errnos are the ones src/fs/errno.ts
+ * can answer plus the usual permission ones; anything else is counted as 'other', so the label stays
+ * bounded whatever an operation answers.
+ */
+export const fuseResultNames = ['ok', 'ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'EINVAL', 'EIO', 'EBADF', 'ENFILE', 'EEXIST', 'EROFS', 'EACCES', 'EPERM', 'other'] as const;
+
+export type FuseResultName = (typeof fuseResultNames)[number];
+
+/**
+ * Upper bounds (seconds) of dfs_fuse_operation_duration_seconds' buckets, from 5 µs (a getattr
+ * answered from LMDB's map) to 1 s (a stall); the process counts into them and the gRPC worker
+ * renders them, so both take them from here.
+ */
+export const fuseDurationBucketsSeconds: readonly number[] = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1];
+
+/** One operation's figures since the FUSE process started. */
+export interface FuseOperationFigures {
+  readonly op: FuseOperationName;
+  /** Calls by result; results never seen are left out. */
+  readonly results: Readonly<Partial<Record<FuseResultName, number>>>;
+  /**
+   * Calls by duration, per bucket (not cumulative): entry i counts durations ≤
+   * fuseDurationBucketsSeconds[i] and above the bound before it; the last entry (one more than the
+   * bounds) counts the longer ones.
+   */
+  readonly bucketCounts: readonly number[];
+  readonly sumSeconds: number;
+}
+
+/**
+ * The FUSE process's operation figures, cumulative since it started (operations never called are
+ * left out). `run` names one FUSE process (a restarted one counts from 0 again under a new run),
+ * so whoever turns these into counters adds only what grew since the previous report of the run.
+ */
+export interface FuseOperationsReport {
+  readonly run: string;
+  readonly operations: readonly FuseOperationFigures[];
+}
 
 export type AllowOther = 'auto' | 'yes' | 'no';
 

@@ -21,6 +21,7 @@ import { DfsError } from '../errors.js';
 import { StateReader } from '../store/state-reader.js';
 import { createLogger } from '../supervisor/logger.js';
 import { fuseExitCodes, parseFuseProcessArguments, type FuseProcessMessage, type FuseProcessOptions } from './fuse-contract.js';
+import { FuseOperationMeter } from './fuse-metrics.js';
 import { checkFuseAvailable, cleanStaleMount, findFusermount, isMounted, MountError, mountFileSystem, prepareMountPoint, userAllowOther, type Mount } from './mount.js';
 import { ReadOnlyFileSystem } from './operations.js';
 
@@ -28,6 +29,8 @@ import { ReadOnlyFileSystem } from './operations.js';
 const stateWaitMilliseconds = 10_000;
 /** How often to check that the mount is still there (someone may unmount it from outside). */
 const mountCheckMilliseconds = 2_000;
+/** How often the operation figures go to the supervisor (when they changed). */
+const metricsReportMilliseconds = 1_000;
 
 function send(message: FuseProcessMessage): void {
   if (process.send !== undefined && process.connected) process.send(message);
@@ -92,9 +95,11 @@ async function serve(options: FuseProcessOptions, logger: Logger): Promise<numbe
     impliedFolderMilliseconds: Date.now(),
     storedBytes: storedBytes(options.stateFolder),
   });
+  // The run names this process's figures: a restarted process counts from 0 under a new one.
+  const meter = new FuseOperationMeter(`${process.pid}-${Date.now()}`);
   let mount: Mount;
   try {
-    mount = await mountFileSystem(fuseNative, fileSystem, { mountPoint, allowOther, autoUnmount, debug: options.debug }, logger);
+    mount = await mountFileSystem(fuseNative, fileSystem, { mountPoint, allowOther, autoUnmount, debug: options.debug, meter }, logger);
   } catch (error) {
     await reader.close();
     return off(error instanceof MountError ? fuseExitCodes[error.problem] : fuseExitCodes.mountFailed, 'error', error instanceof Error ? error.message : String(error));
@@ -104,6 +109,12 @@ async function serve(options: FuseProcessOptions, logger: Logger): Promise<numbe
     `mounted the replicated state read-only at ${mountPoint} (${mount.options.join(',')})`,
   );
   send({ type: 'mounted', mountPoint, options: mount.options });
+  const reportMetrics = (): void => {
+    const report = meter.report();
+    if (report !== null) send({ type: 'operationMetrics', report });
+  };
+  // unref: the mount check below is what keeps the process alive.
+  const reporter = setInterval(reportMetrics, metricsReportMilliseconds).unref();
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -111,6 +122,9 @@ async function serve(options: FuseProcessOptions, logger: Logger): Promise<numbe
       if (stopping) return;
       stopping = true;
       clearInterval(watch);
+      clearInterval(reporter);
+      // The last figures, before the process goes (the next one counts from 0).
+      reportMetrics();
       void (async () => {
         let exitCode = code;
         if (isMounted(mountPoint)) {

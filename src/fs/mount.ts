@@ -51,6 +51,7 @@ import type { Logger } from 'pino';
 import type FuseNative from 'fuse-native';
 
 import { errnoOf, FileSystemError } from './errno.js';
+import { instrumentOperations, type FuseOperationMeter } from './fuse-metrics.js';
 import { writeOperations, type ReadOnlyFileSystem, type WriteOperation } from './operations.js';
 
 type FuseModule = typeof FuseNative;
@@ -79,6 +80,8 @@ export interface MountSettings {
   readonly autoUnmount: boolean;
   /** libfuse's debug output on stderr. */
   readonly debug?: boolean;
+  /** Counts every callback's result and duration (src/fs/fuse-metrics.ts); none without. */
+  readonly meter?: FuseOperationMeter;
 }
 
 /** The -o options of the mount (see the file's comment for each). */
@@ -400,7 +403,9 @@ export async function mountFileSystem(fuseNative: FuseModule, fileSystem: ReadOn
       return (this as unknown as { ops: FuseNative.Operations }).ops;
     }
   }
-  const fuse = new DfsFuse(mountPoint, fuseOperations(fileSystem, logger), { debug: settings.debug ?? false, timeout: false });
+  // Measured here, around every callback at once, rather than in each of them.
+  const operations = fuseOperations(fileSystem, logger);
+  const fuse = new DfsFuse(mountPoint, settings.meter === undefined ? operations : instrumentOperations(operations, settings.meter), { debug: settings.debug ?? false, timeout: false });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new MountError('mountFailed', `libfuse did not finish mounting ${mountPoint} within ${mountTimeoutMilliseconds} ms`)), mountTimeoutMilliseconds);
     fuse.mount((error) => {

@@ -6,7 +6,10 @@
 // - reported by the Raft actor about once a second (RaftMetricsReport: flush durations, snapshot
 //   sizes and durations, entries persisted and committed), because only it sees them;
 // - read when Prometheus scrapes (refresh()): the Raft status (role, term, indexes, each peer's
-//   match index and lag), the state store's counts and the size of the data files.
+//   match index and lag), the state store's counts and the size of the data files, the cache
+//   folder watcher's counts and queue;
+// - reported by the FUSE process about once a second through the supervisor (applyFuseReport:
+//   its operations by result and their durations; src/metrics/fuse-operation-metrics.ts).
 // Every label set is bounded: gRPC method names come from the service definition, codes from
 // the gRPC status table, peers from the cluster configuration (gauges are reset at each refresh,
 // so a removed peer disappears).
@@ -16,6 +19,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { NodeStatus } from '../api/backend.js';
 import type { RaftMetricsReport } from '../actors/protocol.js';
+import type { FuseOperationsReport } from '../fs/fuse-contract.js';
+import { FuseOperationMetrics } from './fuse-operation-metrics.js';
 
 /** 100 µs to 10 s: flushes and snapshots on fast disks sit at the low end, stalls at the high. */
 const durationBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -35,13 +40,19 @@ export interface WatcherCounters {
   readonly skippedUnchanged: number;
 }
 
+/** Paths the watcher has yet to replicate (CacheWatcher.queueLength), read at each scrape. */
+export interface WatcherQueueLength {
+  readonly queued: number;
+  readonly inFlight: number;
+}
+
 /** What refresh() reads: each source may be missing (the cache folder is off, the status timed out). */
 export interface NodeMetricsSources {
   readonly status: () => Promise<NodeStatus>;
   readonly storeCounts: () => { readonly files: number; readonly fileBytes: number; readonly chunks: number; readonly orphanChunks: number };
   /** Data files whose allocated size is reported as dfs_store_disk_bytes{store}. */
   readonly dataFiles: Readonly<Record<string, string>>;
-  readonly watcher: () => { readonly counters: WatcherCounters; readonly problemPaths: number } | null;
+  readonly watcher: () => { readonly counters: WatcherCounters; readonly problemPaths: number; readonly queue?: WatcherQueueLength } | null;
 }
 
 /** gRPC status numbers to their names (OK, NOT_FOUND, ...): the `code` label. */
@@ -84,6 +95,8 @@ export class NodeMetrics {
   private readonly storeDiskBytes = new Gauge({ name: 'dfs_store_disk_bytes', help: 'Disk space allocated to each data file (state: the replicated files; raft: the log)', labelNames: ['store'], registers: [this.registry] });
   private readonly watcherEvents = new Counter({ name: 'dfs_cache_replicated_total', help: 'Changes in the cache folder replicated, by kind (read from the watcher; absent when the cache folder is off)', labelNames: ['kind'], registers: [this.registry] });
   private readonly watcherBytes = new Counter({ name: 'dfs_cache_uploaded_bytes_total', help: 'Bytes of files from the cache folder replicated (a counter read from the watcher)', registers: [this.registry] });
+  private readonly watcherQueue = new Gauge({ name: 'dfs_cache_queue_length', help: 'Paths of the cache folder waiting to be replicated, by state: queued (changed, not looked at yet or waiting to settle) and inFlight (being uploaded)', labelNames: ['state'], registers: [this.registry] });
+  private readonly fuseOperations = new FuseOperationMetrics(this.registry);
   private readonly watcherProblems = new Gauge({ name: 'dfs_cache_problem_paths', help: 'Paths in the cache folder the watcher reports as not replicated', registers: [this.registry] });
   private readonly scrapeErrors = new Counter({ name: 'dfs_metrics_refresh_failures_total', help: 'Scrapes whose Raft status or store figures could not be read (the previous values were served)', labelNames: ['source'], registers: [this.registry] });
 
@@ -103,6 +116,11 @@ export class NodeMetrics {
   observeProposal(result: 'committed' | 'failed' | 'expired', seconds: number | null): void {
     this.proposals.inc({ result });
     if (result === 'committed' && seconds !== null) this.proposalSeconds.observe(seconds);
+  }
+
+  /** The FUSE process's figures (cumulative per run): adds what grew since its previous report. */
+  applyFuseReport(report: FuseOperationsReport): void {
+    this.fuseOperations.apply(report);
   }
 
   noteLeaderChange(): void {
@@ -157,6 +175,10 @@ export class NodeMetrics {
       this.watcherBytes.reset();
       this.watcherBytes.inc(counters.uploadedBytes);
       this.watcherProblems.set(watcher.problemPaths);
+      if (watcher.queue !== undefined) {
+        this.watcherQueue.set({ state: 'queued' }, watcher.queue.queued);
+        this.watcherQueue.set({ state: 'inFlight' }, watcher.queue.inFlight);
+      }
     }
   }
 

@@ -11,12 +11,15 @@
 //   the mount off with an error line.
 // - stop() sends SIGTERM (the child unmounts and exits), then SIGKILL after a timeout. The child
 //   also unmounts by itself when the IPC channel closes, i.e. when the node dies.
+// - The child's operation figures (about once a second, cumulative per child: a new child counts
+//   from 0 under a new run) go to whoever listens (onOperationMetrics): the node sends them on to
+//   the gRPC worker, which serves /metrics.
 
 import { fork, type ChildProcess } from 'node:child_process';
 
 import type { LevelWithSilent, Logger } from 'pino';
 
-import { fuseExitReason, fuseProcessArguments, fuseProcessModule, isRestartable, type FuseProcessMessage } from '../fs/fuse-contract.js';
+import { fuseExitReason, fuseProcessArguments, fuseProcessModule, isRestartable, type FuseOperationsReport, type FuseProcessMessage } from '../fs/fuse-contract.js';
 
 export interface FuseChildOptions {
   readonly stateFolder: string;
@@ -47,6 +50,7 @@ export class FuseChild {
   private stopping = false;
   private currentState: FuseState = 'stopped';
   private readonly listeners = new Set<(state: FuseState) => void>();
+  private readonly metricsListeners = new Set<(report: FuseOperationsReport) => void>();
 
   constructor(private readonly options: FuseChildOptions) {
     this.backoffMilliseconds = options.initialBackoffMilliseconds ?? 1_000;
@@ -63,6 +67,11 @@ export class FuseChild {
 
   onState(listener: (state: FuseState) => void): void {
     this.listeners.add(listener);
+  }
+
+  /** Each operation report of the running child (FuseOperationsReport: cumulative within its run). */
+  onOperationMetrics(listener: (report: FuseOperationsReport) => void): void {
+    this.metricsListeners.add(listener);
   }
 
   start(): void {
@@ -84,7 +93,16 @@ export class FuseChild {
     this.startedAt = Date.now();
     this.setState('starting');
     child.on('message', (message: FuseProcessMessage) => {
-      if (message.type === 'mounted') this.setState('mounted');
+      switch (message.type) {
+        case 'mounted':
+          this.setState('mounted');
+          return;
+        case 'unmounted':
+          return;
+        case 'operationMetrics':
+          for (const listener of this.metricsListeners) listener(message.report);
+          return;
+      }
     });
     child.on('error', (error) => options.logger.error({ mountPoint: options.mountPoint }, `the FUSE process: ${error.message}`));
     child.on('exit', (code, signal) => {

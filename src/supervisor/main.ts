@@ -58,6 +58,10 @@ const fuse = settings.fuseEnabled
     })
   : null;
 
+// The FUSE process's operation figures go to the gRPC actor, which serves /metrics (dropped while
+// it restarts: the reports are cumulative, the next one brings it up to date).
+fuse?.onOperationMetrics((report) => supervisor.send('grpc', { type: 'fuseMetrics', report }));
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     void fuse?.stop();

@@ -44,6 +44,8 @@ interface Running {
   expectedExit: boolean;
   /** It reported `fatal`: it no longer answers `stop`, so stopping it is terminating it. */
   fatal: boolean;
+  /** It reported `started`: its control handler is listening. */
+  started: boolean;
 }
 
 export class Supervisor<Settings> {
@@ -83,6 +85,19 @@ export class Supervisor<Settings> {
     this.finish(0);
   }
 
+  /**
+   * Hands `request` to the actor's control channel, for news from outside the workers (the FUSE
+   * process's operation figures for the gRPC actor). Answers false, and drops it, when the actor
+   * is not running and started (restarting, stopping, failed): such news is repeated or superseded
+   * by the next report, so nothing waits for it.
+   */
+  send(actor: ActorName, request: ControlRequest): boolean {
+    const running = this.running.get(actor);
+    if (this.stopping || running === undefined || !running.started || running.fatal || running.expectedExit) return false;
+    running.control.send(request);
+    return true;
+  }
+
   private async startAll(): Promise<void> {
     const generation = this.generation;
     const channels = {
@@ -109,7 +124,7 @@ export class Supervisor<Settings> {
       transferList: Object.values(ports),
     });
     const control = new Mailbox<ControlReport, ControlRequest>(worker);
-    const running: Running = { worker, control, expectedExit: false, fatal: false };
+    const running: Running = { worker, control, expectedExit: false, fatal: false, started: false };
     this.running.set(actor, running);
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -120,6 +135,7 @@ export class Supervisor<Settings> {
         switch (report.type) {
           case 'started':
             started = true;
+            running.started = true;
             clearTimeout(timer);
             this.options.logger.debug({ actor }, `${actor} actor started: ${report.detail}`);
             resolve();

@@ -455,3 +455,28 @@ t.test('a file removed before it was sent is removed from the namespace too', as
   t.same(target.brief(), ['delete old.txt'], 'deleted, never put');
   t.notOk(target.files.has('old.txt'));
 });
+
+t.test('queueLength counts the paths waiting and the uploads under way, and drains to zero', async (t) => {
+  // putFile waits for the gate: the first file stays in flight, the second waits for the one slot.
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  class GatedTarget extends FakeTarget {
+    override async putFile(key: string, data: Uint8Array, metadata: SourceMetadata, context: CallContext): Promise<PutResult> {
+      await gate;
+      return super.putFile(key, data, metadata, context);
+    }
+  }
+  const target = new GatedTarget();
+  const { folder, watcher, settle } = await startWatcher(t, { target, watcher: { maxConcurrentUploads: 1 } });
+  t.same(watcher.queueLength, { queued: 0, inFlight: 0 }, 'idle: nothing waits');
+  writeFileSync(join(folder, 'a.txt'), 'first');
+  await waitFor(t, 'a.txt in flight', () => watcher.queueLength.inFlight === 1);
+  writeFileSync(join(folder, 'b.txt'), 'second');
+  await waitFor(t, 'b.txt queued behind it', () => watcher.queueLength.queued === 1);
+  t.same(watcher.queueLength, { queued: 1, inFlight: 1 }, 'one uploading, one waiting for the slot');
+  t.same(target.calls, [], 'nothing sent yet');
+  open();
+  await settle('both puts', 2);
+  t.same(target.brief().sort(), ['putFile a.txt', 'putFile b.txt']);
+  t.same(watcher.queueLength, { queued: 0, inFlight: 0 }, 'drained');
+});

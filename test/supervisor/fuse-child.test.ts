@@ -2,14 +2,15 @@
 // (fixtures/fake-fuse.ts) that exits with the codes the real one uses: a machine that cannot mount
 // leaves the mount off without retrying (the child said why); a crash is followed by a new child
 // after a backoff, until the restart budget is spent (then one error line and off); stop() ends a
-// mounted child with SIGTERM, or SIGKILL when it does not go. Real processes, bounded waits.
+// mounted child with SIGTERM, or SIGKILL when it does not go; the child's operation reports reach
+// onOperationMetrics as sent, in order. Real processes, bounded waits.
 
 import { fileURLToPath } from 'node:url';
 
 import { pino } from 'pino';
 import t from 'tap';
 
-import { fuseExitCodes } from '../../src/fs/fuse-contract.js';
+import { fuseExitCodes, type FuseOperationsReport } from '../../src/fs/fuse-contract.js';
 import { FuseChild, type FuseState } from '../../src/supervisor/fuse-child.js';
 
 interface LogLine {
@@ -102,4 +103,22 @@ t.test('stop(): SIGTERM unmounts; a child that ignores it is killed after the ti
   t.equal(stubborn.child.state, 'stopped');
   t.match(stubborn.lines.at(-1)?.msg ?? '', /did not unmount within 300 ms; killing it/);
   t.notOk(stubborn.states.includes('restarting'), 'a stop is not followed by a restart');
+});
+
+t.test('the child\'s operation reports reach onOperationMetrics, in order', async (t) => {
+  const { child } = makeChild('report');
+  process.env['FAKE_FUSE_RUN'] = 'run-7';
+  t.teardown(() => {
+    delete process.env['FAKE_FUSE_RUN'];
+  });
+  const reports: FuseOperationsReport[] = [];
+  child.onOperationMetrics((report) => reports.push(report));
+  child.start();
+  await until('two reports', () => reports.length >= 2);
+  t.same(reports.map((report) => [report.run, report.operations[0]?.results]), [
+    ['run-7', { ok: 2, ENOENT: 1 }],
+    ['run-7', { ok: 4, ENOENT: 1 }],
+  ]);
+  t.equal(child.state, 'mounted', 'reports do not change the state');
+  await child.stop();
 });

@@ -1,10 +1,11 @@
 // The supervisor's restart policy, with stand-in actors (fixtures/actor.ts) that crash or fail on
 // purpose: a crash restarts every actor in order after a backoff; repeated crashes beyond the
 // budget end the node with exit code 1 and the reason; a fatal report (a port in use) ends it
-// at once without retrying; a graceful stop ends it with 0. Real worker threads, no sleeps: each
-// test awaits the supervisor's own `done`.
+// at once without retrying; a graceful stop ends it with 0; send() hands a control message (the FUSE
+// process's figures) to the one actor named, and only while it runs. Real worker threads, no
+// sleeps: each test awaits the supervisor's own `done`, or polls with a bound.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -32,7 +33,7 @@ function run(t: Test, settings: Omit<FixtureSettings, 'markerFile'>, maxRestarts
     maxRestarts,
     restartWindowMilliseconds: 60_000,
   });
-  return { supervisor, lines };
+  return { supervisor, lines, markerFile: join(folder, 'crashed') };
 }
 
 t.test('a crashed actor is restarted together with the others, then the node stops cleanly', async (t) => {
@@ -62,4 +63,18 @@ t.test('a fatal report ends the node at once, without restarts', async (t) => {
   t.equal(await supervisor.done, 1, 'exit code 1');
   t.ok(lines.some((line) => line.level === 60 && line.msg === 'grpc: the port is in use'), 'the fatal message is the reason');
   t.notOk(lines.some((line) => /restarting/.test(line.msg)), 'no restart was tried');
+});
+
+t.test('send() reaches the named actor while it runs, and is refused once it stopped', async (t) => {
+  const { supervisor, markerFile } = run(t, { misbehaving: 'none', behaviour: 'none' });
+  await supervisor.start();
+  const report = { run: '123-456', operations: [{ op: 'read' as const, results: { ok: 3, EIO: 1 }, bucketCounts: [0, 4], sumSeconds: 0.25 }] };
+  t.equal(supervisor.send('grpc', { type: 'fuseMetrics', report }), true, 'the gRPC actor runs: sent');
+  const written = `${markerFile}.grpc.fuse-metrics.json`;
+  for (let attempt = 0; attempt < 400 && !existsSync(written); attempt++) await new Promise((resolve) => setTimeout(resolve, 25));
+  t.same(JSON.parse(readFileSync(written, 'utf8')), report, 'the report arrives as it was sent');
+  t.notOk(existsSync(`${markerFile}.raft.fuse-metrics.json`), 'the other actors get nothing');
+  await supervisor.stop('test over');
+  t.equal(await supervisor.done, 0);
+  t.equal(supervisor.send('grpc', { type: 'fuseMetrics', report }), false, 'stopped: dropped');
 });
