@@ -107,7 +107,7 @@ async function main(): Promise<void> {
           status,
           storeCounts: () => reader.statistics(),
           dataFiles: { state: join(folder, 'data.mdb'), raft: join(settings.dataFolder, 'raft', 'data.mdb') },
-          watcher: () => (watcher === null ? null : { counters: watcher.counters, problemPaths: watcher.problems().size }),
+          watcher: () => (watcher === null ? null : { counters: watcher.counters, problemPaths: watcher.problems().size, queue: watcher.queueLength }),
         });
         return { body: await metrics.exposition(), contentType: metrics.contentType };
       },
@@ -169,6 +169,10 @@ async function main(): Promise<void> {
   collector.unref();
   context.control.receive((request) => {
     switch (request.type) {
+      case 'fuseMetrics':
+        // The FUSE process's figures, sent on by the supervisor.
+        metrics.applyFuseReport(request.report);
+        return;
       case 'handOver':
         context.control.send({ type: 'handedOver', to: null });
         return;
