@@ -4,8 +4,9 @@
 // ls, find, stat, du) under the other nodes' mounts: nested folders, 10,000 small files, a large
 // file byte-exact everywhere, changes/appends/truncations/deletions/renames, gRPC and the file
 // system as one namespace, EROFS on the mount, names that are rejected, kill -9 of the FUSE process
-// (it is mounted again) and of a whole node in the middle of a large copy (the file is absent or
-// complete on every node, never partial), and no stale read after a change is applied. Waits poll
+// (it is mounted again, and the node's /metrics counts its operations: a read ok, a failed lookup)
+// and of a whole node in the middle of a large copy (the file is absent or complete on every node,
+// never partial), and no stale read after a change is applied. Waits poll
 // with a bound. With CI=true these tests run (and fail) rather than skip.
 
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -63,6 +64,18 @@ async function waitForContent(nodes: readonly TestNode[], relativePath: string, 
 }
 
 /** `find` of a tree: '<relative path> <type> <size for files> <mode>' per entry, sorted. */
+/** One sample's value from a Prometheus exposition, or null when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
+  const wanted = Object.entries(labels);
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const present = new Map([...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
+    if (wanted.every(([key, value]) => present.get(key) === value)) return Number(match[3]);
+  }
+  return null;
+}
+
 function describeTree(root: string): string[] {
   return run('find', [root, '-mindepth', '1', '-printf', '%P %y %s %m\n'])
     .split('\n')
@@ -233,6 +246,28 @@ t.test('the mount and the cache folder on a three-node cluster', { skip: skip ??
     t.equal(readFileSync(join(mountOf(node2), 'api', 'hello.txt'), 'utf8'), 'from gRPC', 'reads work again');
     t.ok(node2.process !== null, 'the node itself kept running');
     t.match(node2.logText(), /mounting .* again in/, 'the restart is logged');
+  });
+
+  await t.test('/metrics counts the mount\'s operations (after the FUSE restart too) and shows the cache queue', async (t) => {
+    // A file never read on node2 (so the read reaches the FUSE process, not the page cache), and a
+    // name that is not there (the kernel's lookup arrives as a getattr answered ENOENT).
+    await node1.client.put('metrics/read-me.txt', new TextEncoder().encode('count me'));
+    await waitForContent([node2], 'metrics/read-me.txt', 'count me');
+    t.equal(readFileSync(join(mountOf(node2), 'metrics', 'read-me.txt'), 'utf8'), 'count me');
+    t.notOk(existsSync(join(mountOf(node2), 'metrics', 'missing.txt')), 'a failing lookup');
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${node2.spec.httpPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const counted = (text: string, labels: Record<string, string>): number => sample(text, 'dfs_fuse_operations_total', labels) ?? 0;
+    const text = await waitFor('node2 /metrics to count the read and the failed lookup', async () => {
+      const body = await scrape();
+      return counted(body, { op: 'read', result: 'ok' }) > 0 && counted(body, { op: 'getattr', result: 'ENOENT' }) > 0 ? body : null;
+    }, 15_000, 200);
+    t.ok(counted(text, { op: 'read', result: 'ok' }) > 0, 'dfs_fuse_operations_total{op="read",result="ok"} > 0');
+    t.ok(counted(text, { op: 'getattr', result: 'ENOENT' }) > 0, 'dfs_fuse_operations_total{op="getattr",result="ENOENT"} > 0');
+    t.ok(counted(text, { op: 'open', result: 'ok' }) > 0, 'opens too');
+    t.ok((sample(text, 'dfs_fuse_operation_duration_seconds_count', { op: 'read' }) ?? 0) > 0, 'and the read durations');
+    t.ok((sample(text, 'dfs_fuse_operation_duration_seconds_bucket', { op: 'getattr', le: '+Inf' }) ?? 0) > 0, 'the histogram has its +Inf bucket');
+    t.ok((sample(text, 'dfs_cache_queue_length', { state: 'queued' }) ?? -1) >= 0, 'the cache folder queue, queued');
+    t.ok((sample(text, 'dfs_cache_queue_length', { state: 'inFlight' }) ?? -1) >= 0, 'and in flight');
   });
 
   await t.test('kill -9 of a whole node during a large copy: absent or complete everywhere, then complete', async (t) => {
