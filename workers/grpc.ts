@@ -14,10 +14,12 @@ import { readerStatePort } from '../src/store/state-port.js';
 import { StateReader } from '../src/store/state-reader.js';
 import { CacheIndex } from '../src/fs/cache-index.js';
 import { CacheWatcher } from '../src/fs/cache-watcher.js';
+import { ActivityCounters, ClusterTimeline } from '../src/metrics/cluster-timeline.js';
 import { startMetricsServer, type MetricsServer } from '../src/metrics/http-server.js';
 import { NodeMetrics } from '../src/metrics/node-metrics.js';
 import { ProposalClock } from '../src/metrics/proposal-clock.js';
 import { readinessOf } from '../src/metrics/readiness.js';
+import { startStatusSampler } from '../src/metrics/status-sampler.js';
 
 const context = workerContext();
 const { settings, logger } = context;
@@ -41,10 +43,15 @@ async function main(): Promise<void> {
   let server: GrpcServer | null = null;
   let leader: string | null = null;
   const metrics = new NodeMetrics();
+  /** Calls and committed proposals for the status page's rates (NodeMetrics' counters are prom-client's). */
+  const activity = new ActivityCounters();
   const proposals = new ProposalClock({
     capacity: 4096,
     expireMilliseconds: settings.requestTimeoutMilliseconds,
-    onSettled: (result, seconds) => metrics.observeProposal(result, seconds),
+    onSettled: (result, seconds) => {
+      metrics.observeProposal(result, seconds);
+      activity.observeProposal(result);
+    },
   });
   const backend = new ClusterBackend({
     nodeId: settings.nodeId,
@@ -84,7 +91,10 @@ async function main(): Promise<void> {
       logger,
       maxMessageBytes: settings.maxMessageBytes,
       serving: leader !== null,
-      onCallEnd: (method, code, seconds) => metrics.observeCall(method, code, seconds),
+      onCallEnd: (method, code, seconds) => {
+        metrics.observeCall(method, code, seconds);
+        activity.observeCall(method, code);
+      },
     });
   } catch (error) {
     await reader.close();
@@ -96,6 +106,22 @@ async function main(): Promise<void> {
   let watcher: CacheWatcher | null = null;
   /** The Raft status for a scrape or a readiness probe: asked of the Raft actor, briefly. */
   const status = () => backend.status({ signal: AbortSignal.timeout(2000), deadlineUnixMilliseconds: Date.now() + 2000 });
+  // The status page (GET / and /api/status): sampled once a second, served from the last sample.
+  const timeline = new ClusterTimeline({ nodeId: settings.nodeId, startedAtUnixMilliseconds: Date.now() });
+  // The cluster as the page shows it: the leader's view (lag figures), forwarded over the Raft
+  // transport; this node's own view, marked as such, when the leader does not answer in time.
+  const clusterView = () => backend.leaderStatus({ signal: AbortSignal.timeout(2000), deadlineUnixMilliseconds: Date.now() + 2000 });
+  const sampler = startStatusSampler({
+    timeline,
+    counters: activity,
+    own: status,
+    cluster: clusterView,
+    store: () => {
+      const statistics = reader.statistics();
+      return { files: statistics.files, logicalBytes: statistics.fileBytes };
+    },
+    stateDataFile: join(folder, 'data.mdb'),
+  });
   let http: MetricsServer;
   try {
     http = await startMetricsServer({
@@ -111,6 +137,10 @@ async function main(): Promise<void> {
         });
         return { body: await metrics.exposition(), contentType: metrics.contentType };
       },
+      status: async () => {
+        await sampler.fresh(500);
+        return timeline.report();
+      },
       readiness: async () => {
         try {
           return readinessOf(await status());
@@ -120,6 +150,7 @@ async function main(): Promise<void> {
       },
     });
   } catch (error) {
+    sampler.stop();
     await running.close({ graceMilliseconds: 0 });
     backend.close();
     await reader.close();
@@ -178,6 +209,7 @@ async function main(): Promise<void> {
         return;
       case 'stop':
         clearInterval(collector);
+        sampler.stop();
         void Promise.resolve(watcher?.close())
           .then(() => index?.close())
           .then(() => running.close({ graceMilliseconds: 5000 }))
