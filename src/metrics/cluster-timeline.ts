@@ -120,6 +120,11 @@ export interface Rates {
   readonly errorsPerSecond: number;
   readonly byMethodPerSecond: Readonly<Record<string, number>>;
   readonly proposalsPerSecond: number;
+  /**
+   * Log entries committed per second in the whole cluster (this node's commit index moving),
+   * whichever node the writes came through; null when the Raft status was not read.
+   */
+  readonly commitsPerSecond: number | null;
   /** How fast the files' total size changes (null when the store does not report it); may be negative. */
   readonly storedBytesPerSecond: number | null;
   /**
@@ -180,6 +185,7 @@ interface RateSample {
   readonly at: number;
   readonly requests: RequestCounts;
   readonly proposalsCommitted: number;
+  readonly commitIndex: number | null;
   readonly logicalBytes: number | null;
   readonly diskBytes: number | null;
 }
@@ -215,6 +221,7 @@ export class ClusterTimeline {
       at: nowMilliseconds,
       requests: sample.requests,
       proposalsCommitted: sample.proposalsCommitted,
+      commitIndex: sample.own?.commitIndex ?? null,
       logicalBytes: sample.store.logicalBytes,
       diskBytes: sample.store.diskBytes,
     });
@@ -290,6 +297,7 @@ export class ClusterTimeline {
       errorsPerSecond: per(last.requests.errors, first.requests.errors),
       byMethodPerSecond,
       proposalsPerSecond: per(last.proposalsCommitted, first.proposalsCommitted),
+      commitsPerSecond: last.commitIndex === null || first.commitIndex === null ? null : per(last.commitIndex, first.commitIndex),
       storedBytesPerSecond: last.logicalBytes === null || first.logicalBytes === null ? null : (last.logicalBytes - first.logicalBytes) / seconds,
       diskBytesPerSecond: last.diskBytes === null || first.diskBytes === null ? null : (last.diskBytes - first.diskBytes) / seconds,
     };

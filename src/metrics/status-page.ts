@@ -89,8 +89,8 @@ export const statusPageHtml = `<!doctype html>
     <div class="card"><div class="label">Members</div><div class="value" data-testid="members-count">–</div><div class="detail" data-testid="voters">–</div></div>
     <div class="card"><div class="label">Files</div><div class="value" data-testid="files-count">–</div><div class="detail" data-testid="files-detail">in the namespace</div></div>
     <div class="card"><div class="label" data-testid="bytes-label">Bytes stored</div><div class="value" data-testid="bytes-stored">–</div><div class="detail" data-testid="bytes-detail">–</div></div>
-    <div class="card"><div class="label">Requests / s</div><div class="value" data-testid="request-rate">–</div><div class="detail" data-testid="request-detail">–</div></div>
-    <div class="card"><div class="label">Proposals / s · this node</div><div class="value" data-testid="proposal-rate">–</div><div class="detail" data-testid="bytes-rate">–</div></div>
+    <div class="card"><div class="label">Requests / s · this node</div><div class="value" data-testid="request-rate">–</div><div class="detail" data-testid="request-detail">–</div></div>
+    <div class="card"><div class="label">Commits / s · cluster</div><div class="value" data-testid="commit-rate">–</div><div class="detail" data-testid="bytes-rate">–</div></div>
   </div>
   <div class="columns">
     <div>
@@ -188,9 +188,9 @@ export const statusPageHtml = `<!doctype html>
     var rates = status.rates;
     text('request-rate', rates ? rate(rates.requestsPerSecond) : '–');
     text('request-detail', rates ? rate(rates.readsPerSecond) + ' reads · ' + rate(rates.writesPerSecond) + ' writes · ' + rate(rates.errorsPerSecond) + ' errors' : 'measuring…');
-    text('proposal-rate', rates ? rate(rates.proposalsPerSecond) : '–');
+    text('commit-rate', rates && rates.commitsPerSecond !== null && rates.commitsPerSecond !== undefined ? rate(rates.commitsPerSecond) : '–');
     var growth = function (label, value) { return value === null || value === undefined ? null : label + ' ' + (value >= 0 ? '+' : '') + bytes(value) + '/s'; };
-    text('bytes-rate', rates ? [growth('stored: files', rates.storedBytesPerSecond), growth('disk', rates.diskBytesPerSecond)].filter(Boolean).join(' · ') || '–' : '–');
+    text('bytes-rate', rates ? [rate(rates.proposalsPerSecond) + ' proposed here', growth('files', rates.storedBytesPerSecond), growth('disk', rates.diskBytesPerSecond)].filter(Boolean).join(' · ') : '–');
 
     if (!cluster) text('lag-source', 'the Raft status is not available');
     else if (cluster.fromLeader) text('lag-source', 'match index and lag as the leader ' + cluster.seenBy + ' reports them' + (cluster.seenBy === status.nodeId ? ' (this node)' : ''));

@@ -154,10 +154,12 @@ t.test('events are bounded, newest kept', async (t) => {
 t.test('rates over the window: requests split by kind, errors, proposals, stored bytes', async (t) => {
   const counters = new ActivityCounters();
   const timeline = new ClusterTimeline({ nodeId: 'node1', startedAtUnixMilliseconds: start, rateWindowMilliseconds: 10_000 });
+  let commitIndex = 100;
   const take = (at: number, diskBytes: number, logicalBytes: number | null = null): void => {
-    timeline.observe(at, sample(status(), { requests: counters.requests(), proposalsCommitted: counters.proposalsCommitted, store: { files: 1, logicalBytes, diskBytes } }));
+    timeline.observe(at, sample(status({ commitIndex }), { requests: counters.requests(), proposalsCommitted: counters.proposalsCommitted, store: { files: 1, logicalBytes, diskBytes } }));
   };
   take(start, 1000);
+  commitIndex = 160;
   for (let index = 0; index < 20; index++) counters.observeCall('Put', 0);
   for (let index = 0; index < 10; index++) counters.observeCall('Get', index < 4 ? 5 : 0); // 4 NOT_FOUND
   counters.observeCall('Status', 0);
@@ -171,6 +173,7 @@ t.test('rates over the window: requests split by kind, errors, proposals, stored
   t.equal(rates?.errorsPerSecond, 2, 'non-OK statuses are errors');
   t.same(rates?.byMethodPerSecond, { Put: 10, Get: 5, Status: 0.5 });
   t.equal(rates?.proposalsPerSecond, 9, 'committed proposals only');
+  t.equal(rates?.commitsPerSecond, 30, 'entries committed in the cluster, through any node');
   t.equal(rates?.storedBytesPerSecond, null, 'no logical rate when the store does not report the total');
   t.equal(rates?.diskBytesPerSecond, 2000, 'the data file\'s growth');
   t.same(timeline.report().requests, { total: 31, reads: 10, writes: 20, errors: 4, byMethod: { Put: 20, Get: 10, Status: 1 } }, 'the totals too');
