@@ -114,6 +114,7 @@ async function main(): Promise<void> {
   const sampler = startStatusSampler({
     timeline,
     counters: activity,
+    callsInFlight: () => server?.callsInFlight() ?? 0,
     own: status,
     cluster: clusterView,
     store: () => {
@@ -134,6 +135,7 @@ async function main(): Promise<void> {
           storeCounts: () => reader.statistics(),
           dataFiles: { state: join(folder, 'data.mdb'), raft: join(settings.dataFolder, 'raft', 'data.mdb') },
           watcher: () => (watcher === null ? null : { counters: watcher.counters, problemPaths: watcher.problems().size, queue: watcher.queueLength }),
+          callsInFlight: () => running.callsInFlight(),
         });
         return { body: await metrics.exposition(), contentType: metrics.contentType };
       },

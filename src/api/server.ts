@@ -100,6 +100,8 @@ export interface GrpcServer {
   /** Sets the health service's state (overall and for dfs.FileService), e.g. NOT_SERVING while
    * the node has no leader. */
   setServing(serving: boolean): void;
+  /** dfs.FileService calls being handled now (a long PutStream counts until it ends). */
+  callsInFlight(): number;
   /** Stops accepting calls and resolves once every connection is closed; see CloseOptions. */
   close(options?: CloseOptions): Promise<void>;
 }
@@ -464,6 +466,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     address,
     port,
     setServing,
+    callsInFlight: () => activeCalls.size,
     close(closeOptions = {}) {
       closed ??= closeServer(closeOptions.graceMilliseconds ?? defaultGraceMilliseconds);
       return closed;

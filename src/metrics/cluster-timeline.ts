@@ -26,6 +26,8 @@ export interface RequestCounts {
   /** Calls that ended with a status other than OK (NOT_FOUND included). */
   readonly errors: number;
   readonly byMethod: Readonly<Record<string, number>>;
+  /** Calls being handled when the sample was taken (a long stream shows here before it ends). */
+  readonly inFlight: number;
 }
 
 /**
@@ -58,8 +60,9 @@ export class ActivityCounters {
     this.byMethod.set(name, (this.byMethod.get(name) ?? 0) + 1);
   }
 
-  requests(): RequestCounts {
-    return { total: this.total, reads: this.reads, writes: this.writes, errors: this.errors, byMethod: Object.fromEntries(this.byMethod) };
+  /** The counts, with the server's calls in flight at this moment. */
+  requests(inFlight: number): RequestCounts {
+    return { total: this.total, reads: this.reads, writes: this.writes, errors: this.errors, byMethod: Object.fromEntries(this.byMethod), inFlight };
   }
 }
 
@@ -270,7 +273,7 @@ export class ClusterTimeline {
         })),
       },
       store: sample?.store ?? { files: null, logicalBytes: null, diskBytes: null },
-      requests: sample?.requests ?? { total: 0, reads: 0, writes: 0, errors: 0, byMethod: {} },
+      requests: sample?.requests ?? { total: 0, reads: 0, writes: 0, errors: 0, byMethod: {}, inFlight: 0 },
       rates: this.rates(),
       events: [...this.events].reverse(),
       problems: sample?.problems ?? [],

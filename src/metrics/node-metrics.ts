@@ -53,6 +53,8 @@ export interface NodeMetricsSources {
   /** Data files whose allocated size is reported as dfs_store_disk_bytes{store}. */
   readonly dataFiles: Readonly<Record<string, string>>;
   readonly watcher: () => { readonly counters: WatcherCounters; readonly problemPaths: number; readonly queue?: WatcherQueueLength } | null;
+  /** dfs.FileService calls being handled now; absent before the server runs. */
+  readonly callsInFlight?: () => number;
 }
 
 /** gRPC status numbers to their names (OK, NOT_FOUND, ...): the `code` label. */
@@ -87,6 +89,7 @@ export class NodeMetrics {
   private readonly snapshotSize = new Histogram({ name: 'dfs_raft_snapshot_size_bytes', help: 'Size of each snapshot, taken here (taken) or received from the leader (installed)', labelNames: ['kind'], buckets: sizeBuckets, registers: [this.registry] });
   private readonly snapshotSeconds = new Histogram({ name: 'dfs_raft_snapshot_duration_seconds', help: 'Taken: from asking the store to write it to compacting the log; installed: from its first chunk to the last', labelNames: ['kind'], buckets: durationBuckets, registers: [this.registry] });
   private readonly grpcRequests = new Counter({ name: 'dfs_grpc_requests_total', help: 'dfs.FileService calls by method and status code', labelNames: ['method', 'code'], registers: [this.registry] });
+  private readonly grpcInFlight = new Gauge({ name: 'dfs_grpc_calls_in_flight', help: 'dfs.FileService calls being handled now (a stream counts until it ends)', registers: [this.registry] });
   private readonly grpcSeconds = new Histogram({ name: 'dfs_grpc_request_duration_seconds', help: 'dfs.FileService call duration, from its arrival to its status, by method and status code', labelNames: ['method', 'code'], buckets: durationBuckets, registers: [this.registry] });
   private readonly storeFiles = new Gauge({ name: 'dfs_store_files', help: 'Files in the namespace', registers: [this.registry] });
   private readonly storeFileBytes = new Gauge({ name: 'dfs_store_file_bytes', help: 'Sum of the sizes of the files in the namespace', registers: [this.registry] });
@@ -161,6 +164,7 @@ export class NodeMetrics {
         this.scrapeErrors.inc({ source: 'disk' });
       }
     }));
+    if (sources.callsInFlight !== undefined) this.grpcInFlight.set(sources.callsInFlight());
     const watcher = sources.watcher();
     if (watcher !== null) {
       const { counters } = watcher;

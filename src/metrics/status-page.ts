@@ -187,7 +187,8 @@ export const statusPageHtml = `<!doctype html>
 
     var rates = status.rates;
     text('request-rate', rates ? rate(rates.requestsPerSecond) : '–');
-    text('request-detail', rates ? rate(rates.readsPerSecond) + ' reads · ' + rate(rates.writesPerSecond) + ' writes · ' + rate(rates.errorsPerSecond) + ' errors' : 'measuring…');
+    var inFlight = status.requests && status.requests.inFlight ? number(status.requests.inFlight) + ' in progress · ' : '';
+    text('request-detail', rates ? inFlight + rate(rates.readsPerSecond) + ' reads · ' + rate(rates.writesPerSecond) + ' writes · ' + rate(rates.errorsPerSecond) + ' errors' : 'measuring…');
     text('commit-rate', rates && rates.commitsPerSecond !== null && rates.commitsPerSecond !== undefined ? rate(rates.commitsPerSecond) : '–');
     var growth = function (label, value) { return value === null || value === undefined ? null : label + ' ' + (value >= 0 ? '+' : '') + bytes(value) + '/s'; };
     text('bytes-rate', rates ? [rate(rates.proposalsPerSecond) + ' proposed here', growth('files', rates.storedBytesPerSecond), growth('disk', rates.diskBytesPerSecond)].filter(Boolean).join(' · ') : '–');

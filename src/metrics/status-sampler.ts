@@ -11,6 +11,8 @@ import type { ActivityCounters, ClusterTimeline } from './cluster-timeline.js';
 export interface StatusSamplerOptions {
   readonly timeline: ClusterTimeline;
   readonly counters: ActivityCounters;
+  /** gRPC calls being handled now. */
+  readonly callsInFlight: () => number;
   /** This node's own status (bounded by the caller's deadline). */
   readonly own: () => Promise<NodeStatus>;
   /** The cluster as the leader reports it (fromLeader) or as this node sees it. */
@@ -60,7 +62,7 @@ export function startStatusSampler(options: StatusSamplerOptions): StatusSampler
     options.timeline.observe(now(), {
       own: own.status === 'fulfilled' ? own.value : null,
       cluster: cluster.status === 'fulfilled' ? cluster.value : null,
-      requests: options.counters.requests(),
+      requests: options.counters.requests(options.callsInFlight()),
       proposalsCommitted: options.counters.proposalsCommitted,
       // Allocated blocks, not the apparent size: LMDB files are sparse.
       store: { files, logicalBytes, diskBytes: disk.status === 'fulfilled' ? disk.value.blocks * 512 : null },

@@ -30,7 +30,7 @@ function status(overrides: Partial<NodeStatus> = {}): NodeStatus {
   };
 }
 
-const noRequests: RequestCounts = { total: 0, reads: 0, writes: 0, errors: 0, byMethod: {} };
+const noRequests: RequestCounts = { total: 0, reads: 0, writes: 0, errors: 0, byMethod: {}, inFlight: 0 };
 
 function sample(own: NodeStatus | null, overrides: Partial<TimelineSample> = {}): TimelineSample {
   return {
@@ -156,7 +156,7 @@ t.test('rates over the window: requests split by kind, errors, proposals, stored
   const timeline = new ClusterTimeline({ nodeId: 'node1', startedAtUnixMilliseconds: start, rateWindowMilliseconds: 10_000 });
   let commitIndex = 100;
   const take = (at: number, diskBytes: number, logicalBytes: number | null = null): void => {
-    timeline.observe(at, sample(status({ commitIndex }), { requests: counters.requests(), proposalsCommitted: counters.proposalsCommitted, store: { files: 1, logicalBytes, diskBytes } }));
+    timeline.observe(at, sample(status({ commitIndex }), { requests: counters.requests(2), proposalsCommitted: counters.proposalsCommitted, store: { files: 1, logicalBytes, diskBytes } }));
   };
   take(start, 1000);
   commitIndex = 160;
@@ -176,7 +176,7 @@ t.test('rates over the window: requests split by kind, errors, proposals, stored
   t.equal(rates?.commitsPerSecond, 30, 'entries committed in the cluster, through any node');
   t.equal(rates?.storedBytesPerSecond, null, 'no logical rate when the store does not report the total');
   t.equal(rates?.diskBytesPerSecond, 2000, 'the data file\'s growth');
-  t.same(timeline.report().requests, { total: 31, reads: 10, writes: 20, errors: 4, byMethod: { Put: 20, Get: 10, Status: 1 } }, 'the totals too');
+  t.same(timeline.report().requests, { total: 31, reads: 10, writes: 20, errors: 4, byMethod: { Put: 20, Get: 10, Status: 1 }, inFlight: 2 }, 'the totals too, and the calls in flight');
 
   // Samples older than the window fall out (the newest one before it is kept as its start).
   for (let second = 3; second <= 30; second++) take(start + second * 1000, 5000);

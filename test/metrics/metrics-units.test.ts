@@ -82,8 +82,10 @@ t.test('NodeMetrics renders calls, Raft reports and polled figures', async (t) =
     storeCounts: () => ({ files: 7, fileBytes: 12345, chunks: 9, orphanChunks: 1 }),
     dataFiles: { state: '/nonexistent/data.mdb' },
     watcher: () => ({ counters: { uploads: 2, uploadedBytes: 100, renames: 0, deletions: 1, folders: 0, abandonedUploads: 0, skippedUnchanged: 0 }, problemPaths: 0 }),
+    callsInFlight: () => 4,
   });
   const text = await metrics.exposition();
+  t.match(text, /dfs_grpc_calls_in_flight 4/);
   t.match(text, /dfs_grpc_requests_total\{method="Put",code="OK"\} 1/);
   t.match(text, /dfs_grpc_requests_total\{method="Get",code="NOT_FOUND"\} 1/);
   t.match(text, /dfs_grpc_request_duration_seconds_count\{method="Put",code="OK"\} 1/);

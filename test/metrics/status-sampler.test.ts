@@ -30,6 +30,7 @@ t.test('samples at start, shares samples, refreshes only when stale, reports fai
   const sampler = startStatusSampler({
     timeline,
     counters,
+    callsInFlight: () => 1,
     own: async () => {
       asked++;
       return own;
@@ -51,6 +52,7 @@ t.test('samples at start, shares samples, refreshes only when stale, reports fai
   t.equal(first.node?.term, 4);
   t.equal(first.cluster?.fromLeader, true);
   t.same({ files: first.store.files, logicalBytes: first.store.logicalBytes }, { files: 2, logicalBytes: 10 });
+  t.equal(first.requests.inFlight, 1, 'the server\'s calls in flight');
   t.ok((first.store.diskBytes ?? 0) >= 64 * 1024, `disk bytes from the data file's blocks (${first.store.diskBytes})`);
 
   now += 400;
