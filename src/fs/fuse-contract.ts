@@ -60,20 +60,8 @@ export type FuseProcessMessage =
   /** What the mount answered so far (about once a second, only after something changed). */
   | { readonly type: 'operationMetrics'; readonly report: FuseOperationsReport };
 
-/**
- * The FUSE callbacks the mount implements, as fuse-native names them: the `op` label of
- * dfs_fuse_operations_total and dfs_fuse_operation_duration_seconds. libfuse 2's high-level API has
- * no lookup: the kernel's LOOKUP of a name arrives as a getattr (so a missing name is a getattr
- * answered ENOENT). The write operations are answered EROFS.
- */
-export const fuseOperationNames = [
-  'getattr',
-  'fgetattr',
-  'readdir',
-  'open',
-  'read',
-  'release',
-  'statfs',
+/** The write operations: the mount answers each with EROFS. */
+export const writeOperations = [
   'write',
   'create',
   'truncate',
@@ -91,6 +79,15 @@ export const fuseOperationNames = [
   'setxattr',
   'removexattr',
 ] as const;
+export type WriteOperation = (typeof writeOperations)[number];
+
+/**
+ * The FUSE callbacks the mount implements, as fuse-native names them: the `op` label of
+ * dfs_fuse_operations_total and dfs_fuse_operation_duration_seconds. libfuse 2's high-level API has
+ * no lookup: the kernel's LOOKUP of a name arrives as a getattr (so a missing name is a getattr
+ * answered ENOENT). The write operations are answered EROFS.
+ */
+export const fuseOperationNames = ['getattr', 'fgetattr', 'readdir', 'open', 'read', 'release', 'statfs', ...writeOperations] as const;
 
 export type FuseOperationName = (typeof fuseOperationNames)[number];
 

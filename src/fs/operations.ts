@@ -31,6 +31,7 @@ import { maxSegmentBytes } from '../store/keys.js';
 import { DfsError } from '../errors.js';
 import { FileSystemError } from './errno.js';
 import { keyOfPath } from './paths.js';
+import { writeOperations, type WriteOperation } from './fuse-contract.js';
 
 /** What the operations read: the parts of StateReader they use. */
 export type StateView = Pick<StateReader, 'stat' | 'listChildren' | 'readRange' | 'statistics'>;
@@ -103,26 +104,8 @@ const maxUint32 = 0xffff_ffff;
 /** O_ACCMODE of <fcntl.h> (Node's fs.constants leaves it out): O_RDONLY, O_WRONLY or O_RDWR. */
 const accessModeMask = 0o3;
 
-/** The write operations, each answered with EROFS. */
-export const writeOperations = [
-  'write',
-  'create',
-  'truncate',
-  'ftruncate',
-  'unlink',
-  'rename',
-  'link',
-  'symlink',
-  'mkdir',
-  'rmdir',
-  'mknod',
-  'chmod',
-  'chown',
-  'utimens',
-  'setxattr',
-  'removexattr',
-] as const;
-export type WriteOperation = (typeof writeOperations)[number];
+/** The write operations, each answered with EROFS (declared with the FUSE contract's operation names). */
+export { writeOperations, type WriteOperation };
 
 interface OpenFile {
   readonly key: string;

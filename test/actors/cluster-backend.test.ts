@@ -7,28 +7,17 @@
 import { pino } from 'pino';
 import t from 'tap';
 
-import { ClusterBackend, type StatePort } from '../../src/actors/grpc-actor.js';
+import { ClusterBackend } from '../../src/actors/grpc-actor.js';
+import { emptyState } from './empty-state.js';
 import type { RaftRequest } from '../../src/actors/protocol.js';
 import { DfsError } from '../../src/errors.js';
 
-const state: StatePort = {
-  encode: () => new Uint8Array([1]),
-  chunkHash: () => new Uint8Array(32),
-  validateKey: () => null,
-  validatePrefix: () => null,
-  stat: () => null,
-  get: () => null,
-  openRead: () => null,
-  list: () => ({ entries: [], nextPageToken: '' }),
-  appliedIndex: () => 0,
-  changes: (from) => ({ changes: [], next: from, appliedIndex: 0, caughtUp: true }),
-};
 
 t.test('a full table of waiting calls refuses a write without proposing it', async (t) => {
   const sent: RaftRequest[] = [];
   const backend = new ClusterBackend({
     nodeId: 'node1',
-    state,
+    state: emptyState,
     toRaft: (request) => sent.push(request),
     logger: pino({ level: 'silent' }),
     requestTimeoutMilliseconds: 60_000,
@@ -63,7 +52,7 @@ t.test('a large upload with every chunk in flight adds no listener-leak warning'
   const sent: RaftRequest[] = [];
   const backend = new ClusterBackend({
     nodeId: 'node1',
-    state,
+    state: emptyState,
     toRaft: (request) => sent.push(request),
     logger: pino({ level: 'silent' }),
     requestTimeoutMilliseconds: 60_000,

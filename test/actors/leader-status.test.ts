@@ -12,7 +12,8 @@
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 
-import { ClusterBackend, type StatePort } from '../../src/actors/grpc-actor.js';
+import { ClusterBackend } from '../../src/actors/grpc-actor.js';
+import { emptyState } from './empty-state.js';
 import type { NodeStatus, RaftReply, RaftRequest } from '../../src/actors/protocol.js';
 import { type DurableRaftStorage, type PeerNetwork, RaftActor } from '../../src/actors/raft-actor.js';
 import { DfsError } from '../../src/errors.js';
@@ -246,25 +247,13 @@ t.test('the Raft actor: a transfer asked of a follower moves leadership; a stran
 
 // ---------------------------------------------------------------- the gRPC actor's side
 
-const state: StatePort = {
-  encode: () => new Uint8Array([1]),
-  chunkHash: () => new Uint8Array(32),
-  validateKey: () => null,
-  validatePrefix: () => null,
-  stat: () => null,
-  get: () => null,
-  openRead: () => null,
-  list: () => ({ entries: [], nextPageToken: '' }),
-  appliedIndex: () => 0,
-  changes: (from) => ({ changes: [], next: from, appliedIndex: 0, caughtUp: true }),
-};
 
 function backendWith(answer: (request: RaftRequest, backend: ClusterBackend) => void, nodeId = 'b'): { backend: ClusterBackend; sent: RaftRequest[] } {
   const sent: RaftRequest[] = [];
   let backend: ClusterBackend | null = null;
   backend = new ClusterBackend({
     nodeId,
-    state,
+    state: emptyState,
     toRaft: (request) => {
       sent.push(request);
       queueMicrotask(() => answer(request, backend as ClusterBackend));

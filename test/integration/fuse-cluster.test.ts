@@ -17,6 +17,7 @@ import t from 'tap';
 
 import { mountSkipReason } from '../fs/fuse-helpers.js';
 import { isMountPoint, TestCluster, waitFor, writeRandomFile, type TestNode } from './harness.js';
+import { sample } from '../metrics/exposition.js';
 
 const skip = mountSkipReason();
 /** The large file's size; FUSE_TEST_LARGE_BYTES shrinks it on a slow machine. */
@@ -64,18 +65,6 @@ async function waitForContent(nodes: readonly TestNode[], relativePath: string, 
 }
 
 /** `find` of a tree: '<relative path> <type> <size for files> <mode>' per entry, sorted. */
-/** One sample's value from a Prometheus exposition, or null when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  const wanted = Object.entries(labels);
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const present = new Map([...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
-    if (wanted.every(([key, value]) => present.get(key) === value)) return Number(match[3]);
-  }
-  return null;
-}
-
 function describeTree(root: string): string[] {
   return run('find', [root, '-mindepth', '1', '-printf', '%P %y %s %m\n'])
     .split('\n')

@@ -10,23 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import t from 'tap';
 import { freePort, runDfs, TestCluster, waitFor, type TestNode } from './harness.js';
+import { sample } from '../metrics/exposition.js';
 
 async function fetchText(node: TestNode, path: string, init: RequestInit = {}): Promise<{ status: number; body: string }> {
   const response = await fetch(`http://127.0.0.1:${node.spec.httpPort}${path}`, { ...init, signal: AbortSignal.timeout(5000) });
   return { status: response.status, body: await response.text() };
-}
-
-/** One sample's value from a Prometheus exposition, or null when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  const wanted = Object.entries(labels);
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const present = new Map([...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
-    if (wanted.every(([key, value]) => present.get(key) === value)) return Number(match[3]);
-  }
-  return null;
 }
 
 t.test('each node serves /metrics, /healthz and /readyz', async (t) => {

@@ -9,19 +9,7 @@ import t from 'tap';
 
 import { fuseDurationBucketsSeconds, type FuseOperationFigures, type FuseOperationsReport } from '../../src/fs/fuse-contract.js';
 import { NodeMetrics } from '../../src/metrics/node-metrics.js';
-
-/** One sample's value from a Prometheus exposition, or null when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | null {
-  const wanted = Object.entries(labels);
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const present = new Map([...(match[2] ?? '').matchAll(/([a-zA-Z_]+)="([^"]*)"/g)].map((pair) => [pair[1], pair[2]]));
-    if (wanted.every(([key, value]) => present.get(key) === value)) return Number(match[3]);
-  }
-  return null;
-}
+import { sample } from './exposition.js';
 
 /** Figures with `counts` calls in the bucket of index `bucket`. */
 function figures(op: FuseOperationFigures['op'], results: FuseOperationFigures['results'], bucket: number, sumSeconds: number): FuseOperationFigures {
