@@ -54,29 +54,52 @@ export class NoLiveEndpointError extends CliError {
   }
 }
 
-/** The first endpoint whose Status answers; closes every other client. */
+/**
+ * Whether a Status answer comes from a member of a cluster with a known leader: such a node can
+ * serve any command (followers forward). A node that was removed from the cluster but still runs,
+ * or one cut off from the others, answers too, yet can do nothing.
+ */
+export function servesCluster(status: unknown): boolean {
+  if (typeof status !== 'object' || status === null) return false;
+  const { nodeId, leaderId, members } = status as { nodeId?: unknown; leaderId?: unknown; members?: unknown };
+  if (typeof leaderId !== 'string' || leaderId === '') return false;
+  // Without a member list (an older node, a fake), a known leader is enough.
+  if (!Array.isArray(members)) return true;
+  return members.some((member: unknown) => typeof member === 'object' && member !== null && (member as { id?: unknown }).id === nodeId);
+}
+
+/**
+ * The first endpoint whose Status shows a member of a cluster with a known leader (servesCluster);
+ * when no endpoint does, the first that answered at all. Closes every other client.
+ */
 export async function findLiveEndpoint<C extends ProbeClient>(endpoints: readonly string[], connect: (endpoint: string) => C, timeoutMilliseconds = probeTimeoutMilliseconds): Promise<{ endpoint: string; client: C }> {
   const failures: EndpointFailure[] = [];
   const clients = endpoints.map((endpoint) => ({ endpoint, client: connect(endpoint) }));
   let winner: { endpoint: string; client: C } | null = null;
+  let firstAnswer: { endpoint: string; client: C } | null = null;
   await new Promise<void>((resolve) => {
     let pending = clients.length;
+    const settled = (): void => {
+      if (--pending === 0) resolve();
+    };
     for (const candidate of clients) {
       candidate.client.status({ timeoutMilliseconds }).then(
-        () => {
-          if (winner === null) {
+        (status) => {
+          firstAnswer ??= candidate;
+          if (winner === null && servesCluster(status)) {
             winner = candidate;
             resolve();
           }
+          settled();
         },
         (error: unknown) => {
           failures.push({ endpoint: candidate.endpoint, reason: reasonOf(error) });
-          if (--pending === 0) resolve();
+          settled();
         },
       );
     }
   });
-  const chosen = winner as { endpoint: string; client: C } | null;
+  const chosen = (winner ?? firstAnswer) as { endpoint: string; client: C } | null;
   for (const candidate of clients) if (candidate !== chosen) candidate.client.close();
   if (chosen === null) {
     const order = new Map(endpoints.map((endpoint, index) => [endpoint, index]));

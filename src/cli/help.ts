@@ -6,7 +6,7 @@ import { exitCodeHelp } from './exit-codes.js';
 import { formatTable } from './format.js';
 
 export const globalOptions: readonly OptionSpec[] = [
-  { name: 'endpoints', short: 'e', kind: 'value', valueName: 'HOST:PORT,...', description: "nodes' gRPC addresses; the first live one is used (default: $DFS_ENDPOINTS, else 127.0.0.1:13000)" },
+  { name: 'endpoints', short: 'e', kind: 'value', valueName: 'HOST:PORT,...', description: "nodes' gRPC addresses; the first member with a known leader to answer is used, else the first to answer (default: $DFS_ENDPOINTS, else 127.0.0.1:13000)" },
   { name: 'json', kind: 'switch', description: 'print JSON for scripts instead of tables' },
   { name: 'help', short: 'h', kind: 'switch', description: 'show help (dfsctl COMMAND --help for a command)' },
 ];

@@ -1,10 +1,10 @@
-// Choosing a live endpoint. Goal: the first endpoint whose Status answers is used whatever the
-// order of answers, every other client is closed, and when none answers the error lists each
+// Choosing a live endpoint. Goal: the first endpoint whose Status shows a member of a cluster with
+// a known leader is used whatever the order of answers (else the first that answered at all), every other client is closed, and when none answers the error lists each
 // endpoint with its reason in the order given, exits 4 and says what to do. Also the mapping of
 // client errors to exit codes. Method: fake clients whose Status answers or fails after a delay.
 
 import t from 'tap';
-import { findLiveEndpoint, NoLiveEndpointError, probeAll, type ProbeClient } from '../../src/cli/endpoints.js';
+import { findLiveEndpoint, NoLiveEndpointError, probeAll, servesCluster, type ProbeClient } from '../../src/cli/endpoints.js';
 import { exitCodes } from '../../src/cli/exit-codes.js';
 import { describeFailure, toCliError } from '../../src/cli/failure.js';
 import { DfsClientError } from '../../src/client/client.js';
@@ -43,6 +43,43 @@ t.test('the first to answer wins; the others are closed', async (t) => {
   t.equal(chosen.endpoint, 'c:3', 'the fastest live endpoint');
   t.equal(chosen.client.closed, false, 'its client stays open');
   t.same([...clients.values()].filter((client) => client.closed).map((client) => client.endpoint).sort(), ['a:1', 'b:2'], 'the rest are closed');
+});
+
+t.test('a node that knows no leader, or is no longer a member, is passed over for one that serves the cluster', async (t) => {
+  const statuses: Record<string, { delayMilliseconds: number; status: unknown }> = {
+    // Removed from the cluster but still running: answers first, knows no leader.
+    'a:1': { delayMilliseconds: 1, status: { nodeId: 'node1', leaderId: '', members: [] } },
+    // Removed, and still believes in the old leader: not among the members it knows.
+    'b:2': { delayMilliseconds: 5, status: { nodeId: 'node2', leaderId: 'node3', members: [{ id: 'node3' }, { id: 'node4' }] } },
+    'c:3': { delayMilliseconds: 30, status: { nodeId: 'node3', leaderId: 'node3', members: [{ id: 'node3' }, { id: 'node4' }] } },
+  };
+  const clients: Array<{ endpoint: string; closed: boolean }> = [];
+  const connect = (endpoint: string) => {
+    const client = {
+      endpoint,
+      closed: false,
+      status: async () => {
+        const answer = statuses[endpoint];
+        await new Promise((resolve) => setTimeout(resolve, answer?.delayMilliseconds ?? 0));
+        return answer?.status;
+      },
+      close: () => {
+        client.closed = true;
+      },
+    };
+    clients.push(client);
+    return client;
+  };
+  const chosen = await findLiveEndpoint(['a:1', 'b:2', 'c:3'], connect);
+  t.equal(chosen.endpoint, 'c:3', 'the member that knows its leader');
+  t.same(clients.filter((client) => client.closed).map((client) => client.endpoint), ['a:1', 'b:2'], 'the others are closed');
+
+  // During an election nobody knows a leader: the first to answer is used (its error will say so).
+  statuses['c:3'] = { delayMilliseconds: 30, status: { nodeId: 'node3', leaderId: '', members: [{ id: 'node3' }] } };
+  const fallback = await findLiveEndpoint(['a:1', 'b:2', 'c:3'], connect);
+  t.equal(fallback.endpoint, 'a:1', 'the first that answered');
+  t.ok(servesCluster({ nodeId: 'x', leaderId: 'y' }), 'a known leader without a member list is enough');
+  t.notOk(servesCluster(null));
 });
 
 t.test('none answers: every endpoint with its reason, exit 4, and what to do', async (t) => {
