@@ -71,12 +71,7 @@ async function stillServes(cluster: TestCluster, node: TestNode, key: string): P
 }
 
 t.test('bad input gets a clear error, and the cluster keeps serving with its data intact', async (t) => {
-  const cluster = await TestCluster.create(3, { args: ['-max-message-bytes', '1MiB'] });
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3, { args: ['-max-message-bytes', '1MiB'] });
   const leader = await cluster.waitForLeader(60_000);
   const follower = cluster.nodes.find((node) => node !== leader) as TestNode;
   const founders = [...cluster.nodes];

@@ -10,12 +10,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 t.test('a three-node cluster serves every basic RPC from any node', async (t) => {
-  const cluster = await TestCluster.create(3);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3);
   const leader = await cluster.waitForLeader(60_000);
   const followers = cluster.nodes.filter((node) => node !== leader);
   const follower = followers[0];

@@ -25,12 +25,7 @@ interface Acknowledged {
 }
 
 t.test('kill -9 the leader during concurrent writes: a new leader takes over and no acknowledged write is lost', async (t) => {
-  const cluster = await TestCluster.create(3);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3);
   const oldLeader = await cluster.waitForLeader(60_000);
 
   const acknowledged = new Map<string, Acknowledged>();

@@ -76,12 +76,7 @@ function describeTree(root: string): string[] {
 
 
 t.test('the mount and the cache folder on a three-node cluster', { skip: skip ?? false }, async (t) => {
-  const cluster = await TestCluster.create(3, { fuse: true });
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3, { fuse: true });
   await cluster.waitForLeader(60_000);
   for (const node of cluster.nodes) await waitFor(`${node.spec.id} to mount`, async () => isMountPoint(mountOf(node)), 30_000);
   const [node1, node2, node3] = cluster.nodes as [TestNode, TestNode, TestNode];

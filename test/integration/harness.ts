@@ -210,6 +210,20 @@ export class TestCluster {
   }
 
   /**
+   * create() and startAll(), with the test's teardown stopping every node and removing the
+   * folder (kept when the test failed, for its logs).
+   */
+  static async started(t: { teardown(fn: () => Promise<void>): void; passing(): boolean }, count: number, options: Parameters<typeof TestCluster.create>[1] = {}): Promise<TestCluster> {
+    const cluster = await TestCluster.create(count, options);
+    t.teardown(async () => {
+      await cluster.shutdown();
+      cluster.cleanup(t.passing() === false);
+    });
+    cluster.startAll();
+    return cluster;
+  }
+
+  /**
    * A node with its own ports (and by default its own data folder) that takes only the flags
    * given: for nodes outside the founders' layout (a lone node, a second node on a taken port).
    */

@@ -18,12 +18,7 @@ async function fetchText(node: TestNode, path: string, init: RequestInit = {}): 
 }
 
 t.test('each node serves /metrics, /healthz and /readyz', async (t) => {
-  const cluster = await TestCluster.create(3);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3);
   const leader = await cluster.waitForLeader(30_000);
 
   await t.test('/healthz and /readyz answer 200 on every node; other paths and methods do not', async (t) => {

@@ -13,12 +13,7 @@ import { TestCluster } from './harness.js';
 const expectedServices = ['dfs.FileService', 'grpc.health.v1.Health', 'grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'];
 
 t.test('a client that knows only the address finds the services and calls Put and Get', async (t) => {
-  const cluster = await TestCluster.create(1);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 1);
   const node = await cluster.waitForLeader(30_000);
 
   for (const version of ['v1', 'v1alpha'] as ReflectionVersion[]) {

@@ -20,12 +20,7 @@ const snapshotEntries = 50;
 const keyCount = 300;
 
 t.test('a node that missed a compacted part of the log catches up through a snapshot', async (t) => {
-  const cluster = await TestCluster.create(3, { env: { DFS_SNAPSHOT_ENTRIES: String(snapshotEntries) } });
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3, { env: { DFS_SNAPSHOT_ENTRIES: String(snapshotEntries) } });
   const leader = await cluster.waitForLeader(60_000);
   const [lagging, other] = cluster.nodes.filter((node) => node !== leader);
   if (lagging === undefined || other === undefined) throw new Error('no followers');

@@ -58,12 +58,7 @@ function pidOf(node: TestNode): number {
 }
 
 t.test('values larger than one message stream through with bounded memory', async (t) => {
-  const cluster = await TestCluster.create(3);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3);
   const leader = await cluster.waitForLeader(60_000);
   const [writer, reader] = cluster.nodes.filter((node) => node !== leader);
   if (writer === undefined || reader === undefined) throw new Error('no followers');

@@ -27,12 +27,7 @@ async function failure(promise: Promise<unknown>): Promise<DfsClientError> {
 }
 
 t.test('TransferLeader and Snapshot', async (t) => {
-  const cluster = await TestCluster.create(3);
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3);
   const leader = await cluster.waitForLeader(60_000);
   const [target, bystander] = cluster.nodes.filter((node) => node !== leader);
   if (target === undefined || bystander === undefined) throw new Error('no followers');

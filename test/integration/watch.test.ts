@@ -35,12 +35,7 @@ function summary(events: readonly WatchEvent[]): string[] {
 }
 
 t.test('Watch on a follower: order, versions, resume, compaction, shutdown', async (t) => {
-  const cluster = await TestCluster.create(3, { env: { DFS_SNAPSHOT_ENTRIES: '20' } });
-  t.teardown(async () => {
-    await cluster.shutdown();
-    cluster.cleanup(t.passing() === false);
-  });
-  cluster.startAll();
+  const cluster = await TestCluster.started(t, 3, { env: { DFS_SNAPSHOT_ENTRIES: '20' } });
   const leader = await cluster.waitForLeader(60_000);
   const [watched, other] = cluster.nodes.filter((node) => node !== leader);
   if (watched === undefined || other === undefined) throw new Error('no followers');
