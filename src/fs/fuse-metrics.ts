@@ -3,11 +3,8 @@
 // a second over the IPC channel (src/fs/fuse-process.ts) as cumulative figures.
 //
 // The measurement sits on the read path (every getattr of an `ls -l`, every cold read), so it is
-// two clock readings and a few typed-array increments per call, and no allocation while the
-// operations answer synchronously (they all do: mount.ts): the callback handed to the operation is
-// one kept per operation, not a closure per call. An operation that has not answered yet when it is
-// called again (an asynchronous or re-entered one) gets a closure of its own for that call, so
-// nothing is mixed up if that ever changes.
+// two clock readings, a few typed-array increments and one small closure per call (next to the
+// round trip through the kernel and fuse-native's thread hand-off, which each call costs anyway).
 //
 // instrumentOperations wraps the fuse-native callbacks in one place (mountFileSystem), so no handler
 // in mount.ts knows about it. Labels stay bounded: operations from fuseOperationNames, results from
@@ -150,23 +147,9 @@ export type Clock = () => number;
 /** One operation, measured: the same arguments, with a callback that records before answering. */
 function instrument(name: FuseOperationName, operation: AnyOperation, meter: FuseOperationMeter, clock: Clock): AnyOperation {
   const index = fuseOperationNames.indexOf(name);
-  /** The callback the shared answer serves, while a call is under way (null: none). */
-  let waiting: Callback | null = null;
-  let startedAt = 0;
-  const sharedAnswer: Callback = (answer, second, third) => {
-    const callback = waiting as Callback;
-    waiting = null;
-    meter.record(index, answer, clock() - startedAt);
-    callback(answer, second, third);
-  };
-  /** The callback to hand the operation for this call (the shared one unless it is taken). */
+  /** The callback to hand the operation for this call: records, then answers. */
   const answerFor = (callback: Callback): Callback => {
     const started = clock();
-    if (waiting === null) {
-      waiting = callback;
-      startedAt = started;
-      return sharedAnswer;
-    }
     return (answer, second, third) => {
       meter.record(index, answer, clock() - started);
       callback(answer, second, third);
