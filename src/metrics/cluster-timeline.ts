@@ -8,7 +8,7 @@
 // Everything it keeps is bounded: maxEvents events, maxRateSamples samples, one counter per gRPC
 // method name (names come from the service definition).
 
-import type { MemberRole, NodeStatus, Suffrage } from '../api/backend.js';
+import type { MemberRole, MemberStatus, NodeStatus, Suffrage } from '../api/backend.js';
 
 /** Methods that only read the namespace; Put, PutStream and Delete write it; the rest are "other". */
 const readMethods = new Set(['Get', 'GetStream', 'List', 'Stat', 'Watch']);
@@ -101,15 +101,10 @@ export interface TimelineEvent {
   readonly text: string;
 }
 
-export interface MemberReport {
-  readonly id: string;
-  readonly address: string;
-  readonly role: MemberRole;
-  readonly suffrage: Suffrage;
+/** A member as the page shows it: MemberStatus, with matchIndex and lagEntries null unless progressKnown. */
+export interface MemberReport extends Pick<MemberStatus, 'id' | 'address' | 'role' | 'suffrage' | 'progressKnown'> {
   readonly leader: boolean;
   readonly self: boolean;
-  /** matchIndex and lagEntries are known (from the leader's progress tracking). */
-  readonly progressKnown: boolean;
   readonly matchIndex: number | null;
   readonly lagEntries: number | null;
 }
