@@ -40,7 +40,11 @@ function checkWholeFiles(reader: StateReader, random: () => number): { checked: 
 t.test('kill -9 during applies: the state is exactly that of the recovered applied index', async (t) => {
   const folder = temporaryFolder('crash');
   const referenceFolder = temporaryFolder('crash-reference');
-  t.teardown(() => [folder, referenceFolder].forEach(removeFolder));
+  t.teardown(() => {
+    // A failed run keeps both folders, so that the difference can be looked at table by table.
+    if (t.passing()) [folder, referenceFolder].forEach(removeFolder);
+    else t.comment(`kept the crashed state in ${folder} and the reference in ${referenceFolder}`);
+  });
   const reference = openMachine(referenceFolder);
   t.teardown(() => reference.close());
   const random = seededRandom(99);
