@@ -43,7 +43,7 @@ t.test('kill -9 during applies: the state is exactly that of the recovered appli
   t.teardown(() => {
     // A failed run keeps both folders, so that the difference can be looked at table by table.
     if (t.passing()) [folder, referenceFolder].forEach(removeFolder);
-    else t.comment(`kept the crashed state in ${folder} and the reference in ${referenceFolder}`);
+    else process.stderr.write(`crash test: kept the crashed state in ${folder} and the reference in ${referenceFolder}\n`);
   });
   const reference = openMachine(referenceFolder);
   t.teardown(() => reference.close());
