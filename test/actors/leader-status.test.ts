@@ -147,6 +147,8 @@ t.test('the Raft actor: the leader status from any node, with a fallback and sta
   const { hub, nodes } = startCluster(t);
   const leader = await leaderOf(nodes);
   const [follower, other] = nodes.filter((node) => node !== leader) as [Node, Node];
+  // Just elected, the leader knows its followers' progress only once they answered its first append.
+  await waitFor('every member\'s progress known on the leader', () => leader.actor.status().members.every((member) => member.matchIndex >= 1) || null);
 
   leader.actor.handleRequest({ type: 'leaderStatus', requestId: 'on-leader', timeoutMilliseconds: 1000 });
   const own = reply(leader, 'leaderStatus', 'on-leader');
